@@ -41,7 +41,10 @@ pub type Normalized = (LogRecord, usize);
 
 impl Normalizer {
     pub fn new(scrubber: Scrubber, max_record_bytes: usize) -> Normalizer {
-        Normalizer { scrubber, max_record_bytes: max_record_bytes.max(1024) }
+        Normalizer {
+            scrubber,
+            max_record_bytes: max_record_bytes.max(1024),
+        }
     }
 
     /// One line of an NDJSON body: a JSON object, or plain text.
@@ -51,7 +54,11 @@ impl Normalizer {
 }
 
 /// See [`Normalizer::line`].
-pub fn normalize_line(n: &Normalizer, bytes: &[u8], ctx: Context<'_>) -> Result<Normalized, LineError> {
+pub fn normalize_line(
+    n: &Normalizer,
+    bytes: &[u8],
+    ctx: Context<'_>,
+) -> Result<Normalized, LineError> {
     let text = std::str::from_utf8(bytes).map_err(|e| LineError {
         code: "invalid_utf8",
         reason: format!("invalid UTF-8 at byte {}", e.valid_up_to()),
@@ -123,10 +130,20 @@ pub fn normalize_json(n: &Normalizer, mut map: Map<String, Value>, ctx: Context<
     }
 
     let mut timestamp = None;
-    for k in ["timestamp", "time", "ts", "@timestamp", "asctime", "datetime"] {
+    for k in [
+        "timestamp",
+        "time",
+        "ts",
+        "@timestamp",
+        "asctime",
+        "datetime",
+    ] {
         let parsed = match map.get(k) {
             Some(Value::String(s)) => crate::timefmt::parse_timestamp(s),
-            Some(Value::Number(num)) => num.as_f64().and_then(crate::timefmt::epoch_to_ns),
+            Some(Value::Number(num)) => match num.as_u64() {
+                Some(i) => crate::timefmt::epoch_int_to_ns(i),
+                None => num.as_f64().and_then(crate::timefmt::epoch_to_ns),
+            },
             _ => None,
         };
         if parsed.is_some() {
@@ -136,9 +153,16 @@ pub fn normalize_json(n: &Normalizer, mut map: Map<String, Value>, ctx: Context<
         }
     }
 
-    let logger_keys: &[&str] = if stdlib { &["logger", "logger_name", "name"] } else { &["logger", "logger_name"] };
+    let logger_keys: &[&str] = if stdlib {
+        &["logger", "logger_name", "name"]
+    } else {
+        &["logger", "logger_name"]
+    };
     let logger = take_str(&mut map, logger_keys);
-    let mut exception = take_str(&mut map, &["exception", "exc_info", "exc_text", "traceback"]);
+    let mut exception = take_str(
+        &mut map,
+        &["exception", "exc_info", "exc_text", "traceback"],
+    );
     if let Some(stack) = take_str(&mut map, &["stack", "stack_info"]) {
         exception = Some(match exception {
             Some(e) => format!("{e}\n{stack}"),
@@ -148,14 +172,23 @@ pub fn normalize_json(n: &Normalizer, mut map: Map<String, Value>, ctx: Context<
     let record = LogRecord {
         timestamp_ns: timestamp.unwrap_or(ctx.received_ns),
         received_ns: ctx.received_ns,
-        service: empty_none(take_str(&mut map, &["service", "service_name", "service.name"]))
-            .or_else(|| ctx.service.map(str::to_string))
-            .unwrap_or_else(|| "unknown".into()),
-        environment: empty_none(take_str(&mut map, &["environment", "env", "deployment.environment"])),
+        service: empty_none(take_str(
+            &mut map,
+            &["service", "service_name", "service.name"],
+        ))
+        .or_else(|| ctx.service.map(str::to_string))
+        .unwrap_or_else(|| "unknown".into()),
+        environment: empty_none(take_str(
+            &mut map,
+            &["environment", "env", "deployment.environment"],
+        )),
         level: level.unwrap_or(Level::Info),
         message,
         logger: empty_none(logger),
-        request_id: empty_none(take_str(&mut map, &["request_id", "requestId", "req_id", "x_request_id"])),
+        request_id: empty_none(take_str(
+            &mut map,
+            &["request_id", "requestId", "req_id", "x_request_id"],
+        )),
         flow_id: empty_none(take_str(&mut map, &["flow_id", "flowId"])),
         trace_id: empty_none(take_str(&mut map, &["trace_id", "traceId", "otelTraceID"])),
         span_id: empty_none(take_str(&mut map, &["span_id", "spanId", "otelSpanID"])),
@@ -205,7 +238,9 @@ pub fn normalize_plain(n: &Normalizer, text: &str, ctx: Context<'_>) -> Normaliz
 fn leading_level(text: &str) -> Option<Level> {
     let t = text.trim_start();
     let t = t.strip_prefix('[').unwrap_or(t);
-    let end = t.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(t.len());
+    let end = t
+        .find(|c: char| !c.is_ascii_alphabetic())
+        .unwrap_or(t.len());
     if end == 0 || end > 9 {
         return None;
     }
@@ -237,10 +272,14 @@ pub fn normalize_otlp(n: &Normalizer, log: OtlpLog, ctx: Context<'_>) -> Normali
     scrubbed += n.scrubber.scrub_value(&mut body);
     let mut attrs_v = Value::Object(std::mem::take(&mut attributes));
     scrubbed += n.scrubber.scrub_value(&mut attrs_v);
-    let Value::Object(mut attributes) = attrs_v else { unreachable!() };
+    let Value::Object(mut attributes) = attrs_v else {
+        unreachable!()
+    };
     let mut res_v = Value::Object(std::mem::take(&mut resource));
     scrubbed += n.scrubber.scrub_value(&mut res_v);
-    let Value::Object(mut resource) = res_v else { unreachable!() };
+    let Value::Object(mut resource) = res_v else {
+        unreachable!()
+    };
 
     let ts = [time_unix_nano, observed_time_unix_nano]
         .into_iter()
@@ -264,7 +303,11 @@ pub fn normalize_otlp(n: &Normalizer, log: OtlpLog, ctx: Context<'_>) -> Normali
     if let Some(stack) = ex_stack {
         exception = Some(stack);
     } else if ex_type.is_some() || ex_msg.is_some() {
-        exception = Some(format!("{}: {}", ex_type.as_deref().unwrap_or("Exception"), ex_msg.as_deref().unwrap_or("")));
+        exception = Some(format!(
+            "{}: {}",
+            ex_type.as_deref().unwrap_or("Exception"),
+            ex_msg.as_deref().unwrap_or("")
+        ));
     }
     if let Some(e) = take_str(&mut attributes, &["exception", "exc_info"]) {
         exception = Some(e);
@@ -273,11 +316,22 @@ pub fn normalize_otlp(n: &Normalizer, log: OtlpLog, ctx: Context<'_>) -> Normali
     let service = empty_none(take_str(&mut resource, &["service.name"]))
         .or_else(|| ctx.service.map(str::to_string))
         .unwrap_or_else(|| "unknown".into());
-    let environment = empty_none(take_str(&mut resource, &["deployment.environment.name", "deployment.environment"]))
-        .or_else(|| empty_none(take_str(&mut attributes, &["environment", "deployment.environment"])));
+    let environment = empty_none(take_str(
+        &mut resource,
+        &["deployment.environment.name", "deployment.environment"],
+    ))
+    .or_else(|| {
+        empty_none(take_str(
+            &mut attributes,
+            &["environment", "deployment.environment"],
+        ))
+    });
     let host = empty_none(take_str(&mut resource, &["host.name"]));
-    let logger = empty_none(take_str(&mut attributes, &["logger", "logger_name", "code.namespace.logger"]))
-        .or_else(|| empty_none(Some(scope_name)));
+    let logger = empty_none(take_str(
+        &mut attributes,
+        &["logger", "logger_name", "code.namespace.logger"],
+    ))
+    .or_else(|| empty_none(Some(scope_name)));
     let record = LogRecord {
         timestamp_ns: ts,
         received_ns: ctx.received_ns,
@@ -286,11 +340,23 @@ pub fn normalize_otlp(n: &Normalizer, log: OtlpLog, ctx: Context<'_>) -> Normali
         level,
         message,
         logger,
-        request_id: empty_none(take_str(&mut attributes, &["request_id", "http.request.header.x-request-id", "requestId"])),
+        request_id: empty_none(take_str(
+            &mut attributes,
+            &[
+                "request_id",
+                "http.request.header.x-request-id",
+                "requestId",
+            ],
+        )),
         flow_id: empty_none(take_str(&mut attributes, &["flow_id"])),
-        trace_id: empty_none(Some(trace_id)).or_else(|| empty_none(take_str(&mut attributes, &["trace_id"]))),
-        span_id: empty_none(Some(span_id)).or_else(|| empty_none(take_str(&mut attributes, &["span_id"]))),
-        user_id: empty_none(take_str(&mut attributes, &["user_id", "enduser.id", "user.id"])),
+        trace_id: empty_none(Some(trace_id))
+            .or_else(|| empty_none(take_str(&mut attributes, &["trace_id"]))),
+        span_id: empty_none(Some(span_id))
+            .or_else(|| empty_none(take_str(&mut attributes, &["span_id"]))),
+        user_id: empty_none(take_str(
+            &mut attributes,
+            &["user_id", "enduser.id", "user.id"],
+        )),
         exception,
         host,
         attributes: String::new(),
@@ -303,8 +369,17 @@ pub fn normalize_otlp(n: &Normalizer, log: OtlpLog, ctx: Context<'_>) -> Normali
 }
 
 /// Serializes the leftover keys and enforces the record size limit.
-fn finish(n: &Normalizer, mut record: LogRecord, mut attrs: Map<String, Value>, scrubbed: usize) -> Normalized {
-    record.attributes = if attrs.is_empty() { "{}".into() } else { Value::Object(attrs.clone()).to_string() };
+fn finish(
+    n: &Normalizer,
+    mut record: LogRecord,
+    mut attrs: Map<String, Value>,
+    scrubbed: usize,
+) -> Normalized {
+    record.attributes = if attrs.is_empty() {
+        "{}".into()
+    } else {
+        Value::Object(attrs.clone()).to_string()
+    };
     if record.approx_bytes() <= n.max_record_bytes {
         return (record, scrubbed);
     }
@@ -320,16 +395,28 @@ fn finish(n: &Normalizer, mut record: LogRecord, mut attrs: Map<String, Value>, 
     }
     record.attributes = Value::Object(attrs).to_string();
     if record.attributes.len() > share {
-        record.attributes = serde_json::json!({ "_truncated": cut(&record.attributes, share) }).to_string();
+        record.attributes =
+            serde_json::json!({ "_truncated": cut(&record.attributes, share) }).to_string();
     }
-    for field in [&mut record.exception, &mut record.host, &mut record.logger, &mut record.environment] {
+    for field in [
+        &mut record.exception,
+        &mut record.host,
+        &mut record.logger,
+        &mut record.environment,
+    ] {
         if let Some(s) = field {
             if s.len() > share {
                 *s = cut(s, share).to_string();
             }
         }
     }
-    for id in [&mut record.request_id, &mut record.flow_id, &mut record.trace_id, &mut record.span_id, &mut record.user_id] {
+    for id in [
+        &mut record.request_id,
+        &mut record.flow_id,
+        &mut record.trace_id,
+        &mut record.span_id,
+        &mut record.user_id,
+    ] {
         if let Some(s) = id {
             if s.len() > 1024 {
                 *s = cut(s, 1024).to_string();
@@ -363,9 +450,15 @@ mod tests {
     use crate::scrub::ScrubConfig;
 
     fn n() -> Normalizer {
-        Normalizer::new(Scrubber::new(&ScrubConfig::default()), DEFAULT_MAX_RECORD_BYTES)
+        Normalizer::new(
+            Scrubber::new(&ScrubConfig::default()),
+            DEFAULT_MAX_RECORD_BYTES,
+        )
     }
-    const CTX: Context<'static> = Context { service: Some("api"), received_ns: 1_000 };
+    const CTX: Context<'static> = Context {
+        service: Some("api"),
+        received_ns: 1_000,
+    };
 
     #[test]
     fn stdlib_json_formatter() {
@@ -375,7 +468,10 @@ mod tests {
         assert_eq!(r.level, Level::Warning);
         assert_eq!(r.logger.as_deref(), Some("app.db"));
         assert_eq!(r.message, "slow query");
-        assert_eq!(crate::timefmt::format_rfc3339_nanos(r.timestamp_ns), "2026-11-25T16:43:06.616000000Z");
+        assert_eq!(
+            crate::timefmt::format_rfc3339_nanos(r.timestamp_ns),
+            "2026-11-25T16:43:06.616000000Z"
+        );
         assert_eq!(r.attributes, r#"{"duration_ms":812}"#);
     }
 
@@ -383,7 +479,10 @@ mod tests {
     fn plain_text_levels() {
         let nn = n();
         let lvl = |s: &str| nn.line(s.as_bytes(), CTX).unwrap().0.level;
-        assert_eq!(lvl(r#"INFO:     127.0.0.1:52670 - "POST /x HTTP/1.1" 200 OK"#), Level::Info);
+        assert_eq!(
+            lvl(r#"INFO:     127.0.0.1:52670 - "POST /x HTTP/1.1" 200 OK"#),
+            Level::Info
+        );
         assert_eq!(lvl("ERROR: boom"), Level::Error);
         assert_eq!(lvl("[WARNING] disk"), Level::Warning);
         assert_eq!(lvl("Errors are fine here"), Level::Info);
@@ -393,8 +492,14 @@ mod tests {
     #[test]
     fn bad_lines_are_errors() {
         let nn = n();
-        assert_eq!(nn.line(b"{\"event\": ", CTX).unwrap_err().code, "invalid_json");
-        assert_eq!(nn.line(b"\xff\xfe hi", CTX).unwrap_err().code, "invalid_utf8");
+        assert_eq!(
+            nn.line(b"{\"event\": ", CTX).unwrap_err().code,
+            "invalid_json"
+        );
+        assert_eq!(
+            nn.line(b"\xff\xfe hi", CTX).unwrap_err().code,
+            "invalid_utf8"
+        );
     }
 
     #[test]

@@ -15,7 +15,13 @@ pub enum Level {
 }
 
 impl Level {
-    pub const ALL: [Level; 5] = [Level::Debug, Level::Info, Level::Warning, Level::Error, Level::Critical];
+    pub const ALL: [Level; 5] = [
+        Level::Debug,
+        Level::Info,
+        Level::Warning,
+        Level::Error,
+        Level::Critical,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -50,7 +56,9 @@ impl Level {
             "info" | "information" | "informational" | "notice" | "log" => Level::Info,
             "warn" | "warning" => Level::Warning,
             "error" | "err" | "exception" => Level::Error,
-            "critical" | "crit" | "fatal" | "panic" | "alert" | "emergency" | "emerg" => Level::Critical,
+            "critical" | "crit" | "fatal" | "panic" | "alert" | "emergency" | "emerg" => {
+                Level::Critical
+            }
             _ => return None,
         })
     }
@@ -124,9 +132,15 @@ impl LogRecord {
     pub fn to_json(&self) -> serde_json::Value {
         use serde_json::{json, Map, Value};
         let mut m = Map::new();
-        m.insert("timestamp".into(), json!(crate::timefmt::format_rfc3339_nanos(self.timestamp_ns)));
+        m.insert(
+            "timestamp".into(),
+            json!(crate::timefmt::format_rfc3339_nanos(self.timestamp_ns)),
+        );
         m.insert("timestamp_ns".into(), json!(self.timestamp_ns));
-        m.insert("received_at".into(), json!(crate::timefmt::format_rfc3339_nanos(self.received_ns)));
+        m.insert(
+            "received_at".into(),
+            json!(crate::timefmt::format_rfc3339_nanos(self.received_ns)),
+        );
         m.insert("service".into(), json!(self.service));
         m.insert("level".into(), json!(self.level.as_str()));
         m.insert("severity".into(), json!(self.level.severity()));

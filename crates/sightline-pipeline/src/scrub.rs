@@ -16,15 +16,43 @@ pub const REDACTED: &str = "[REDACTED]";
 /// Substrings of key names whose values are always redacted: the union of Sentry
 /// Relay's `@password` rule and sentry-sdk's `DEFAULT_DENYLIST`.
 pub const DEFAULT_SENSITIVE_KEYS: &[&str] = &[
-    "password", "passwd", "pwd", "secret", "api_key", "apikey", "api-key", "auth", "credential", "mysql_pwd",
-    "privatekey", "private_key", "private-key", "token", "session", "csrf", "xsrf", "cookie", "phpsessid",
-    "connect.sid", "x_forwarded_for", "x-forwarded-for", "symfony", "passphrase", "card_number",
+    "password",
+    "passwd",
+    "pwd",
+    "secret",
+    "api_key",
+    "apikey",
+    "api-key",
+    "auth",
+    "credential",
+    "mysql_pwd",
+    "privatekey",
+    "private_key",
+    "private-key",
+    "token",
+    "session",
+    "csrf",
+    "xsrf",
+    "cookie",
+    "phpsessid",
+    "connect.sid",
+    "x_forwarded_for",
+    "x-forwarded-for",
+    "symfony",
+    "passphrase",
+    "card_number",
 ];
 
 /// Keys under which values are kept even though they contain a sensitive
 /// substring: they are the join ids Sightline exists to index, or are known not to
 /// carry secrets.
-pub const DEFAULT_EXCLUDED_KEYS: &[&str] = &["author", "authority", "tokens_used", "token_count", "session_count"];
+pub const DEFAULT_EXCLUDED_KEYS: &[&str] = &[
+    "author",
+    "authority",
+    "tokens_used",
+    "token_count",
+    "session_count",
+];
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -48,9 +76,15 @@ pub struct Scrubber {
 
 impl Scrubber {
     pub fn new(config: &ScrubConfig) -> Scrubber {
-        let mut keys: Vec<String> = DEFAULT_SENSITIVE_KEYS.iter().map(|s| s.to_string()).collect();
+        let mut keys: Vec<String> = DEFAULT_SENSITIVE_KEYS
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         keys.extend(config.extra_keys.iter().map(|k| k.to_ascii_lowercase()));
-        let mut exclude: Vec<String> = DEFAULT_EXCLUDED_KEYS.iter().map(|s| s.to_string()).collect();
+        let mut exclude: Vec<String> = DEFAULT_EXCLUDED_KEYS
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         exclude.extend(config.exclude_keys.iter().map(|k| k.to_ascii_lowercase()));
         Scrubber {
             keys,
@@ -86,7 +120,8 @@ impl Scrubber {
             Value::Object(map) => {
                 let mut n = 0;
                 for (k, val) in map.iter_mut() {
-                    if self.is_sensitive_key(k) && !val.is_null() && val.as_str() != Some(REDACTED) {
+                    if self.is_sensitive_key(k) && !val.is_null() && val.as_str() != Some(REDACTED)
+                    {
                         *val = Value::String(REDACTED.into());
                         n += 1;
                     } else {
@@ -117,12 +152,16 @@ impl Scrubber {
             n += replace(&mut cur, &self.pem, |_| REDACTED.to_string());
         }
         if memchr::memmem::find(bytes, b"://").is_some() && memchr::memchr(b'@', bytes).is_some() {
-            n += replace(&mut cur, &self.url_creds, |c| format!("{}{}:{}@", &c[1], &c[2], REDACTED));
+            n += replace(&mut cur, &self.url_creds, |c| {
+                format!("{}{}:{}@", &c[1], &c[2], REDACTED)
+            });
         }
         if bytes.len() >= 13 && bytes.iter().filter(|b| b.is_ascii_digit()).count() >= 13 {
             n += replace_if(&mut cur, &self.card, |m| luhn(m), |_| REDACTED.to_string());
         }
-        n += replace(&mut cur, &self.bearer, |c| format!("{} {}", &c[1], REDACTED));
+        n += replace(&mut cur, &self.bearer, |c| {
+            format!("{} {}", &c[1], REDACTED)
+        });
         if memchr::memchr2(b'=', b':', bytes).is_some() {
             n += replace_if(
                 &mut cur,
@@ -167,7 +206,11 @@ fn replace_if(
 }
 
 fn luhn(s: &str) -> bool {
-    let digits: Vec<u32> = s.bytes().filter(|b| b.is_ascii_digit()).map(|b| (b - b'0') as u32).collect();
+    let digits: Vec<u32> = s
+        .bytes()
+        .filter(|b| b.is_ascii_digit())
+        .map(|b| (b - b'0') as u32)
+        .collect();
     if !(13..=19).contains(&digits.len()) {
         return false;
     }
@@ -175,7 +218,17 @@ fn luhn(s: &str) -> bool {
         .iter()
         .rev()
         .enumerate()
-        .map(|(i, &d)| if i % 2 == 1 { if d * 2 > 9 { d * 2 - 9 } else { d * 2 } } else { d })
+        .map(|(i, &d)| {
+            if i % 2 == 1 {
+                if d * 2 > 9 {
+                    d * 2 - 9
+                } else {
+                    d * 2
+                }
+            } else {
+                d
+            }
+        })
         .sum();
     sum % 10 == 0
 }
@@ -208,7 +261,8 @@ mod tests {
     #[test]
     fn patterns_inside_strings() {
         let sc = s();
-        let (o, _) = sc.scrub_str("calling with Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.abc.def now");
+        let (o, _) =
+            sc.scrub_str("calling with Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.abc.def now");
         assert!(!o.contains("eyJhbGci"), "{o}");
         let (o, _) = sc.scrub_str("connect postgres://app:s3cr3tpw@db:5432/x failed");
         assert_eq!(o, "connect postgres://app:[REDACTED]@db:5432/x failed");
@@ -237,7 +291,10 @@ mod tests {
 
     #[test]
     fn config_extra_and_exclude() {
-        let sc = Scrubber::new(&ScrubConfig { extra_keys: vec!["ssn".into()], exclude_keys: vec!["csrf_exempt".into()] });
+        let sc = Scrubber::new(&ScrubConfig {
+            extra_keys: vec!["ssn".into()],
+            exclude_keys: vec!["csrf_exempt".into()],
+        });
         let mut v = json!({"customer_ssn": "123", "csrf_exempt": true});
         sc.scrub_value(&mut v);
         assert_eq!(v, json!({"customer_ssn": REDACTED, "csrf_exempt": true}));

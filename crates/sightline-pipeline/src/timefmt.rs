@@ -71,6 +71,20 @@ pub fn epoch_to_ns(v: f64) -> Option<i64> {
     Some(ns as i64)
 }
 
+/// Integer epoch of unknown unit → nanoseconds, exactly.
+pub fn epoch_int_to_ns(v: u64) -> Option<i64> {
+    let ns = if v < 100_000_000_000 {
+        v.checked_mul(1_000_000_000)?
+    } else if v < 100_000_000_000_000 {
+        v.checked_mul(1_000_000)?
+    } else if v < 100_000_000_000_000_000 {
+        v.checked_mul(1_000)?
+    } else {
+        v
+    };
+    i64::try_from(ns).ok()
+}
+
 struct Cur<'a> {
     b: &'a [u8],
     i: usize,
@@ -108,10 +122,16 @@ pub fn parse_timestamp(s: &str) -> Option<i64> {
     if s.is_empty() {
         return None;
     }
+    if s.len() <= 20 && s.bytes().all(|c| c.is_ascii_digit()) {
+        return epoch_int_to_ns(s.parse::<u64>().ok()?);
+    }
     if s.bytes().all(|c| c.is_ascii_digit() || c == b'.') {
         return epoch_to_ns(s.parse::<f64>().ok()?);
     }
-    let mut c = Cur { b: s.as_bytes(), i: 0 };
+    let mut c = Cur {
+        b: s.as_bytes(),
+        i: 0,
+    };
     let year = c.digits(4)? as i64;
     if !c.eat(b'-') {
         return None;
@@ -194,27 +214,52 @@ mod tests {
         let z = parse_timestamp("2026-11-25T16:43:06.616854Z").unwrap();
         assert_eq!(format_rfc3339_nanos(z), "2026-11-25T16:43:06.616854000Z");
         assert_eq!(parse_timestamp("2026-11-25T16:43:06.616854").unwrap(), z);
-        assert_eq!(parse_timestamp("2026-11-25T18:43:06.616854+02:00").unwrap(), z);
-        assert_eq!(parse_timestamp("2026-11-25T11:43:06.616854-0500").unwrap(), z);
+        assert_eq!(
+            parse_timestamp("2026-11-25T18:43:06.616854+02:00").unwrap(),
+            z
+        );
+        assert_eq!(
+            parse_timestamp("2026-11-25T11:43:06.616854-0500").unwrap(),
+            z
+        );
         assert_eq!(parse_timestamp("2026-11-25 16:43:06,616854").unwrap(), z);
         let s = parse_timestamp("1795624986").unwrap();
         assert_eq!(format_rfc3339_nanos(s), "2026-11-25T16:43:06.000000000Z");
         assert_eq!(parse_timestamp("1795624986616").unwrap(), s + 616_000_000);
-        assert_eq!(parse_timestamp("1795624986616854").unwrap(), s + 616_854_000);
-        assert_eq!(parse_timestamp("1795624986616854123").unwrap(), s + 616_854_123);
-        assert_eq!(parse_timestamp("2026-11-25").unwrap(), parse_timestamp("2026-11-25T00:00:00Z").unwrap());
+        assert_eq!(
+            parse_timestamp("1795624986616854").unwrap(),
+            s + 616_854_000
+        );
+        assert_eq!(
+            parse_timestamp("1795624986616854123").unwrap(),
+            s + 616_854_123
+        );
+        assert_eq!(
+            parse_timestamp("2026-11-25").unwrap(),
+            parse_timestamp("2026-11-25T00:00:00Z").unwrap()
+        );
     }
 
     #[test]
     fn rejects_garbage() {
-        for s in ["", "yesterday", "2026-13-01T00:00:00Z", "2026-11-25T25:00:00Z", "2026-11-25T10:00:00Zjunk", "2026-11-25T10:00:00."] {
+        for s in [
+            "",
+            "yesterday",
+            "2026-13-01T00:00:00Z",
+            "2026-11-25T25:00:00Z",
+            "2026-11-25T10:00:00Zjunk",
+            "2026-11-25T10:00:00.",
+        ] {
             assert_eq!(parse_timestamp(s), None, "{s}");
         }
     }
 
     #[test]
     fn day_partition() {
-        assert_eq!(day_of(parse_timestamp("2026-11-25T23:59:59.9Z").unwrap()), "2026-11-25");
+        assert_eq!(
+            day_of(parse_timestamp("2026-11-25T23:59:59.9Z").unwrap()),
+            "2026-11-25"
+        );
         assert_eq!(day_of(0), "1970-01-01");
     }
 }

@@ -30,7 +30,10 @@ pub fn lines(body: &[u8]) -> impl Iterator<Item = Line<'_>> {
         if line.iter().all(|b| b.is_ascii_whitespace()) {
             continue;
         }
-        return Some(Line { number, bytes: line });
+        return Some(Line {
+            number,
+            bytes: line,
+        });
     })
 }
 

@@ -2,7 +2,9 @@
 //! one [`OtlpLog`] per log record with its resource and scope attributes beside it.
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{any_value::Value as AnyValueKind, AnyValue, KeyValue};
+use opentelemetry_proto::tonic::common::v1::{
+    any_value::Value as AnyValueKind, AnyValue, KeyValue,
+};
 use prost::Message;
 use serde_json::{Map, Value};
 
@@ -49,16 +51,27 @@ pub fn decode_logs(body: &[u8], encoding: OtlpEncoding) -> Result<Vec<OtlpLog>, 
     };
     let mut out = Vec::new();
     for rl in request.resource_logs {
-        let resource = rl.resource.map(|r| attributes_to_map(&r.attributes)).unwrap_or_default();
+        let resource = rl
+            .resource
+            .map(|r| attributes_to_map(&r.attributes))
+            .unwrap_or_default();
         for sl in rl.scope_logs {
-            let scope_name = sl.scope.as_ref().map(|s| s.name.clone()).unwrap_or_default();
+            let scope_name = sl
+                .scope
+                .as_ref()
+                .map(|s| s.name.clone())
+                .unwrap_or_default();
             for lr in sl.log_records {
                 out.push(OtlpLog {
                     time_unix_nano: lr.time_unix_nano,
                     observed_time_unix_nano: lr.observed_time_unix_nano,
                     severity_number: lr.severity_number,
                     severity_text: lr.severity_text,
-                    body: lr.body.as_ref().map(any_value_to_json).unwrap_or(Value::Null),
+                    body: lr
+                        .body
+                        .as_ref()
+                        .map(any_value_to_json)
+                        .unwrap_or(Value::Null),
                     event_name: lr.event_name,
                     attributes: attributes_to_map(&lr.attributes),
                     resource: resource.clone(),
@@ -84,7 +97,11 @@ fn id_hex(bytes: &[u8]) -> String {
 pub fn attributes_to_map(attrs: &[KeyValue]) -> Map<String, Value> {
     let mut map = Map::new();
     for kv in attrs {
-        let v = kv.value.as_ref().map(any_value_to_json).unwrap_or(Value::Null);
+        let v = kv
+            .value
+            .as_ref()
+            .map(any_value_to_json)
+            .unwrap_or(Value::Null);
         map.insert(kv.key.clone(), v);
     }
     map
@@ -97,10 +114,12 @@ pub fn any_value_to_json(v: &AnyValue) -> Value {
         Some(AnyValueKind::StringValue(s)) => Value::String(s.clone()),
         Some(AnyValueKind::BoolValue(b)) => Value::Bool(*b),
         Some(AnyValueKind::IntValue(i)) => Value::from(*i),
-        Some(AnyValueKind::DoubleValue(f)) => {
-            serde_json::Number::from_f64(*f).map(Value::Number).unwrap_or(Value::Null)
+        Some(AnyValueKind::DoubleValue(f)) => serde_json::Number::from_f64(*f)
+            .map(Value::Number)
+            .unwrap_or(Value::Null),
+        Some(AnyValueKind::ArrayValue(a)) => {
+            Value::Array(a.values.iter().map(any_value_to_json).collect())
         }
-        Some(AnyValueKind::ArrayValue(a)) => Value::Array(a.values.iter().map(any_value_to_json).collect()),
         Some(AnyValueKind::KvlistValue(kv)) => Value::Object(attributes_to_map(&kv.values)),
         Some(AnyValueKind::BytesValue(b)) => Value::String(hex::encode(b)),
         #[allow(unreachable_patterns)]

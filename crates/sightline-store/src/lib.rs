@@ -1,1 +1,1085 @@
-//! placeholder
+//! The embedded telemetry store: write-ahead log, in-memory head, immutable
+//! Parquet parts, the SQLite manifest, compaction and retention.
+//!
+//! # Path of a batch
+//! 1. [`LogStore::append`] encodes the batch on the caller's thread and queues it
+//!    (bounded: a full queue or too much unflushed data is [`StoreError::Overloaded`]).
+//! 2. The WAL writer thread takes every queued batch, writes them as frames with
+//!    one `write` and one `fdatasync` (group commit), appends them to the head in
+//!    WAL order, then calls each batch's completion: acknowledged means durable
+//!    and queryable.
+//! 3. When the head is large or old, the writer closes the segment and freezes the
+//!    head; the flusher thread writes it as one part per UTC day, commits the parts
+//!    and the WAL coverage to the manifest in one transaction, then deletes the
+//!    covered segments. On open, segments past the coverage are replayed.
+//! 4. The flusher also merges small parts of a day (compaction) and drops parts
+//!    past the retention age or over the size budget, oldest first.
+
+pub mod codec;
+pub mod files;
+pub mod manifest;
+pub mod part;
+pub mod query;
+pub mod stats;
+pub mod wal;
+
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
+use manifest::{Manifest, PartMeta};
+use parking_lot::{Mutex, RwLock};
+pub use query::LogQuery;
+use serde::{Deserialize, Serialize};
+use sightline_pipeline::LogRecord;
+pub use stats::StoreStats;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Queue of batches waiting for the WAL writer. A full queue answers
+/// `Overloaded` (HTTP 503 + Retry-After) instead of growing memory.
+pub const WAL_QUEUE_DEPTH: usize = 4096;
+/// Most bytes written in one group commit.
+pub const MAX_GROUP_BYTES: usize = 32 * 1024 * 1024;
+/// How often the writer wakes without work (age-based flush, batch fsync).
+pub const WRITER_TICK: Duration = Duration::from_millis(100);
+/// Parts under this many rows are merged with their day's other small parts.
+pub const SMALL_PART_ROWS: i64 = 1_000_000;
+/// Upper bound on the rows of one compaction (bounds its memory).
+pub const MAX_COMPACTION_ROWS: i64 = 4_000_000;
+/// How often retention runs.
+pub const RETENTION_EVERY: Duration = Duration::from_secs(60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("disk full: {0}")]
+    DiskFull(String),
+    #[error("store overloaded: {0}")]
+    Overloaded(&'static str),
+    #[error("corrupt data: {0}")]
+    Corrupt(String),
+    #[error("store is shutting down")]
+    Closed,
+    #[error("another process holds {0}")]
+    Locked(String),
+    #[error("parquet: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+    #[error("manifest: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+impl StoreError {
+    fn from_io(e: std::io::Error) -> StoreError {
+        if is_disk_full(&e) {
+            StoreError::DiskFull(e.to_string())
+        } else {
+            StoreError::Io(e)
+        }
+    }
+}
+
+fn is_disk_full(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(28) | Some(122)) || e.kind() == std::io::ErrorKind::StorageFull
+}
+
+/// When a batch is acknowledged relative to fsync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FsyncPolicy {
+    /// fsync before acknowledging (default; survives power loss).
+    Always,
+    /// Acknowledge after `write`, fsync every 100 ms (survives a process crash).
+    Batch,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub data_dir: PathBuf,
+    pub fsync: FsyncPolicy,
+    /// Flush the head to parts at this many rows …
+    pub max_head_rows: usize,
+    /// … or this many bytes …
+    pub max_head_bytes: usize,
+    /// … or when its oldest row is this old.
+    pub flush_interval: Duration,
+    /// Unflushed bytes (head + frozen) above which appends are refused.
+    pub max_pending_bytes: usize,
+    /// Drop parts whose newest row is older than this.
+    pub retention: Option<Duration>,
+    /// Drop oldest parts while parts take more than this.
+    pub max_disk_bytes: Option<u64>,
+}
+
+impl StoreConfig {
+    pub fn new(data_dir: impl Into<PathBuf>) -> StoreConfig {
+        StoreConfig {
+            data_dir: data_dir.into(),
+            fsync: FsyncPolicy::Always,
+            max_head_rows: 1_000_000,
+            max_head_bytes: 256 * 1024 * 1024,
+            flush_interval: Duration::from_secs(300),
+            max_pending_bytes: 1024 * 1024 * 1024,
+            retention: Some(Duration::from_secs(30 * 86_400)),
+            max_disk_bytes: None,
+        }
+    }
+}
+
+/// Called once with the outcome of an append.
+pub type Done = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+
+enum WalOp {
+    Append {
+        payload: Vec<u8>,
+        records: Vec<LogRecord>,
+        bytes: usize,
+        done: Done,
+    },
+    Flush {
+        done: Box<dyn FnOnce() + Send>,
+    },
+    Shutdown,
+}
+
+enum FlushOp {
+    Frozen(Arc<Frozen>),
+    Barrier(Box<dyn FnOnce() + Send>),
+    Compact(Box<dyn FnOnce() + Send>),
+    Shutdown,
+}
+
+type Chunk = Arc<Vec<LogRecord>>;
+
+/// A head that has been closed and waits to become parts.
+struct Frozen {
+    chunks: Vec<Chunk>,
+    bytes: usize,
+    /// Every row of WAL segments up to and including this one is in `chunks`
+    /// or in earlier parts.
+    covers_segment: u64,
+}
+
+struct State {
+    head: Vec<Chunk>,
+    head_rows: usize,
+    head_bytes: usize,
+    head_since: Option<Instant>,
+    frozen: Vec<Arc<Frozen>>,
+    parts: Vec<Arc<PartMeta>>,
+}
+
+struct Inner {
+    cfg: StoreConfig,
+    state: RwLock<State>,
+    manifest: Mutex<Manifest>,
+    stats: StoreStats,
+    pending_bytes: AtomicUsize,
+    part_seq: AtomicU64,
+    flush_tx: Sender<FlushOp>,
+}
+
+/// The log store. Cheap to share behind an `Arc`.
+pub struct LogStore {
+    inner: Arc<Inner>,
+    tx: Sender<WalOp>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    _lock: File,
+}
+
+impl std::fmt::Debug for LogStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogStore")
+            .field("data_dir", &self.inner.cfg.data_dir)
+            .finish()
+    }
+}
+
+fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+fn check_version_file(root: &Path) -> Result<(), StoreError> {
+    let path = root.join(files::VERSION_FILE);
+    let want = format!("sightline-data {}\n", files::DATA_DIR_VERSION);
+    match std::fs::read_to_string(&path) {
+        Ok(s) if s == want => Ok(()),
+        Ok(s) => Err(StoreError::Corrupt(format!(
+            "{}: found {:?}, this build reads {:?}",
+            path.display(),
+            s.trim(),
+            want.trim()
+        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let has_data = std::fs::read_dir(root)?
+                .any(|e| e.is_ok_and(|e| e.file_name() != files::LOCK_FILE));
+            if has_data && root.join(files::MANIFEST_FILE).exists() {
+                return Err(StoreError::Corrupt(format!(
+                    "{} is missing",
+                    path.display()
+                )));
+            }
+            let tmp = root.join("VERSION.tmp");
+            std::fs::write(&tmp, want)?;
+            File::open(&tmp)?.sync_all()?;
+            std::fs::rename(&tmp, &path)?;
+            files::sync_dir(root)?;
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+impl LogStore {
+    /// Opens (or creates) the store in `cfg.data_dir`: validates every format,
+    /// removes unfinished part files, replays the WAL and starts the writer and
+    /// flusher threads.
+    pub fn open(cfg: StoreConfig) -> Result<LogStore, StoreError> {
+        let root = cfg.data_dir.clone();
+        std::fs::create_dir_all(&root)?;
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(root.join(files::LOCK_FILE))?;
+        if lock.try_lock().is_err() {
+            return Err(StoreError::Locked(root.display().to_string()));
+        }
+        check_version_file(&root)?;
+        for d in [
+            files::wal_dir(&root),
+            files::log_parts_dir(&root),
+            files::tmp_dir(&root),
+        ] {
+            std::fs::create_dir_all(d)?;
+        }
+        for e in std::fs::read_dir(files::tmp_dir(&root))? {
+            let _ = std::fs::remove_file(e?.path());
+        }
+        let manifest = Manifest::open(&root.join(files::MANIFEST_FILE))?;
+        let parts = manifest.parts()?;
+        let known: std::collections::HashSet<PathBuf> =
+            parts.iter().map(|p| root.join(&p.path)).collect();
+        for p in &parts {
+            part::open(&root.join(&p.path))?;
+        }
+        remove_orphans(&files::log_parts_dir(&root), &known)?;
+
+        let stats = StoreStats::default();
+        let covered = manifest.wal_covered()?;
+        let mut head = Vec::new();
+        let (mut head_rows, mut head_bytes) = (0, 0);
+        let mut last_seg = covered;
+        for (id, path) in wal::list_segments(&root)? {
+            last_seg = last_seg.max(id);
+            if id <= covered {
+                std::fs::remove_file(&path)?;
+                continue;
+            }
+            let replay = wal::replay_segment(&path)?;
+            if replay.torn_bytes > 0 {
+                stats.wal_torn_tails.fetch_add(1, Relaxed);
+                stats.wal_torn_bytes.fetch_add(replay.torn_bytes, Relaxed);
+                tracing::warn!(
+                    segment = id,
+                    bytes = replay.torn_bytes,
+                    "truncated torn wal tail"
+                );
+            }
+            for frame in replay.frames {
+                let recs = codec::decode_logs(&frame)
+                    .map_err(|e| StoreError::Corrupt(format!("{}: {e}", path.display())))?;
+                head_rows += recs.len();
+                head_bytes += recs.iter().map(|r| r.approx_bytes()).sum::<usize>();
+                stats.replayed_records.fetch_add(recs.len() as u64, Relaxed);
+                head.push(Arc::new(recs));
+            }
+        }
+        let segment =
+            wal::SegmentWriter::create(&root, last_seg + 1).map_err(StoreError::from_io)?;
+        if head_rows > 0 {
+            tracing::info!(records = head_rows, "replayed write-ahead log");
+        }
+
+        let (tx, rx) = bounded(WAL_QUEUE_DEPTH);
+        let (flush_tx, flush_rx) = bounded(1024);
+        let inner = Arc::new(Inner {
+            state: RwLock::new(State {
+                head,
+                head_rows,
+                head_bytes,
+                head_since: (head_rows > 0).then(Instant::now),
+                frozen: vec![],
+                parts: parts.into_iter().map(Arc::new).collect(),
+            }),
+            manifest: Mutex::new(manifest),
+            stats,
+            pending_bytes: AtomicUsize::new(head_bytes),
+            part_seq: AtomicU64::new(0),
+            flush_tx,
+            cfg,
+        });
+        let w = inner.clone();
+        let writer = std::thread::Builder::new()
+            .name("wal-writer".into())
+            .spawn(move || writer_loop(w, rx, segment))?;
+        let f = inner.clone();
+        let flusher = std::thread::Builder::new()
+            .name("part-flusher".into())
+            .spawn(move || flusher_loop(f, flush_rx))?;
+        Ok(LogStore {
+            inner,
+            tx,
+            threads: Mutex::new(vec![writer, flusher]),
+            _lock: lock,
+        })
+    }
+
+    pub fn stats(&self) -> &StoreStats {
+        &self.inner.stats
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.inner.cfg.data_dir
+    }
+
+    /// Queues a batch; `done` is called once it is durable and queryable (or failed).
+    pub fn append(&self, records: Vec<LogRecord>, done: Done) -> Result<(), StoreError> {
+        if records.is_empty() {
+            done(Ok(()));
+            return Ok(());
+        }
+        let bytes: usize = records.iter().map(|r| r.approx_bytes()).sum();
+        if self.inner.pending_bytes.load(Relaxed) + bytes > self.inner.cfg.max_pending_bytes {
+            return Err(StoreError::Overloaded(
+                "unflushed data over the memory budget",
+            ));
+        }
+        let payload = codec::encode_logs(&records);
+        match self.tx.try_send(WalOp::Append {
+            payload,
+            records,
+            bytes,
+            done,
+        }) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => Err(StoreError::Overloaded("write-ahead log queue full")),
+            Err(TrySendError::Disconnected(_)) => Err(StoreError::Closed),
+        }
+    }
+
+    /// [`append`](Self::append) and wait.
+    pub fn append_blocking(&self, records: Vec<LogRecord>) -> Result<(), StoreError> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.append(
+            records,
+            Box::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        )?;
+        rx.recv().map_err(|_| StoreError::Closed)?
+    }
+
+    /// Freezes the head and waits until it is in parts.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.tx
+            .send(WalOp::Flush {
+                done: Box::new(move || {
+                    let _ = tx.send(());
+                }),
+            })
+            .map_err(|_| StoreError::Closed)?;
+        rx.recv().map_err(|_| StoreError::Closed)
+    }
+
+    /// Runs compaction now and waits for it.
+    pub fn compact(&self) -> Result<(), StoreError> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.inner
+            .flush_tx
+            .send(FlushOp::Compact(Box::new(move || {
+                let _ = tx.send(());
+            })))
+            .map_err(|_| StoreError::Closed)?;
+        rx.recv().map_err(|_| StoreError::Closed)
+    }
+
+    /// Stops accepting, writes the head to parts and joins the threads.
+    pub fn shutdown(&self) {
+        let _ = self.tx.send(WalOp::Shutdown);
+        for t in self.threads.lock().drain(..) {
+            let _ = t.join();
+        }
+    }
+
+    /// Parts currently live, oldest first.
+    pub fn parts(&self) -> Vec<PartMeta> {
+        self.inner
+            .state
+            .read()
+            .parts
+            .iter()
+            .map(|p| (**p).clone())
+            .collect()
+    }
+
+    /// Rows in the head and frozen heads (not yet in parts).
+    pub fn unflushed_rows(&self) -> usize {
+        let s = self.inner.state.read();
+        s.head_rows
+            + s.frozen
+                .iter()
+                .map(|f| f.chunks.iter().map(|c| c.len()).sum::<usize>())
+                .sum::<usize>()
+    }
+
+    /// Matching records, newest first, at most `q.limit`.
+    pub fn query(&self, q: &LogQuery) -> Result<Vec<LogRecord>, StoreError> {
+        let mut attempt = 0;
+        loop {
+            match self.query_once(q) {
+                Err(StoreError::Io(e))
+                    if e.kind() == std::io::ErrorKind::NotFound && attempt < 3 =>
+                {
+                    // A part was compacted or dropped under us: take a new snapshot.
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn query_once(&self, q: &LogQuery) -> Result<Vec<LogRecord>, StoreError> {
+        let limit = q.limit.max(1);
+        let (chunks, mut parts) = {
+            let s = self.inner.state.read();
+            let mut chunks: Vec<Chunk> = s.head.clone();
+            for f in &s.frozen {
+                chunks.extend(f.chunks.iter().cloned());
+            }
+            (chunks, s.parts.clone())
+        };
+        let mut hits: Vec<&LogRecord> = chunks
+            .iter()
+            .flat_map(|c| c.iter())
+            .filter(|r| q.matches(r))
+            .collect();
+        hits.sort_by_key(|r| std::cmp::Reverse(r.timestamp_ns));
+        hits.truncate(limit);
+        let mut out: Vec<LogRecord> = hits.into_iter().cloned().collect();
+        parts.retain(|p| {
+            q.start_ns.is_none_or(|s| p.max_ts >= s) && q.end_ns.is_none_or(|e| p.min_ts < e)
+        });
+        parts.sort_by_key(|p| std::cmp::Reverse(p.max_ts));
+        for p in parts {
+            if out.len() >= limit {
+                out.sort_by_key(|r| std::cmp::Reverse(r.timestamp_ns));
+                out.truncate(limit);
+                if out[limit - 1].timestamp_ns > p.max_ts {
+                    break;
+                }
+            }
+            out.extend(part::query(&self.inner.cfg.data_dir.join(&p.path), q)?);
+        }
+        out.sort_by_key(|r| std::cmp::Reverse(r.timestamp_ns));
+        out.truncate(limit);
+        Ok(out)
+    }
+}
+
+impl Drop for LogStore {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn remove_orphans(
+    dir: &Path,
+    known: &std::collections::HashSet<PathBuf>,
+) -> Result<(), StoreError> {
+    for day in std::fs::read_dir(dir)? {
+        let day = day?.path();
+        if !day.is_dir() {
+            continue;
+        }
+        for f in std::fs::read_dir(&day)? {
+            let f = f?.path();
+            if !known.contains(&f) {
+                tracing::warn!(path = %f.display(), "removing part not in the manifest");
+                std::fs::remove_file(&f)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn writer_loop(inner: Arc<Inner>, rx: Receiver<WalOp>, mut seg: wal::SegmentWriter) {
+    let mut buf: Vec<u8> = Vec::new();
+    let mut dirty = false;
+    let mut last_sync = Instant::now();
+    loop {
+        let first = match rx.recv_timeout(WRITER_TICK) {
+            Ok(op) => op,
+            Err(RecvTimeoutError::Timeout) => {
+                if dirty && last_sync.elapsed() >= WRITER_TICK {
+                    if seg.sync().is_ok() {
+                        dirty = false;
+                    }
+                    last_sync = Instant::now();
+                }
+                maybe_rotate(&inner, &mut seg, false);
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        let mut group = vec![first];
+        let mut group_bytes = 0;
+        while group_bytes < MAX_GROUP_BYTES {
+            match rx.try_recv() {
+                Ok(op) => {
+                    if let WalOp::Append { payload, .. } = &op {
+                        group_bytes += payload.len();
+                    }
+                    group.push(op);
+                }
+                Err(_) => break,
+            }
+        }
+        buf.clear();
+        let mut appends = Vec::new();
+        let mut flushes = Vec::new();
+        let mut shutdown = false;
+        for op in group {
+            match op {
+                WalOp::Append {
+                    payload,
+                    records,
+                    bytes,
+                    done,
+                } => {
+                    wal::frame_into(&mut buf, &payload);
+                    appends.push((records, bytes, done));
+                }
+                WalOp::Flush { done } => flushes.push(done),
+                WalOp::Shutdown => shutdown = true,
+            }
+        }
+        if !appends.is_empty() {
+            let t = Instant::now();
+            let result = seg.write(&buf).and_then(|_| match inner.cfg.fsync {
+                FsyncPolicy::Always => seg.sync(),
+                FsyncPolicy::Batch => {
+                    dirty = true;
+                    Ok(())
+                }
+            });
+            let st = &inner.stats;
+            match result {
+                Ok(()) => {
+                    if inner.cfg.fsync == FsyncPolicy::Always {
+                        st.wal_fsync.observe(t.elapsed());
+                        last_sync = Instant::now();
+                    }
+                    st.wal_frames.fetch_add(appends.len() as u64, Relaxed);
+                    st.wal_bytes.fetch_add(buf.len() as u64, Relaxed);
+                    st.wal_healthy.store(true, Relaxed);
+                    let mut dones = Vec::with_capacity(appends.len());
+                    {
+                        let mut s = inner.state.write();
+                        for (records, bytes, done) in appends {
+                            st.records_appended.fetch_add(records.len() as u64, Relaxed);
+                            s.head_rows += records.len();
+                            s.head_bytes += bytes;
+                            s.head_since.get_or_insert_with(Instant::now);
+                            inner.pending_bytes.fetch_add(bytes, Relaxed);
+                            s.head.push(Arc::new(records));
+                            dones.push(done);
+                        }
+                    }
+                    for d in dones {
+                        d(Ok(()));
+                    }
+                }
+                Err(e) => {
+                    st.wal_write_errors.fetch_add(1, Relaxed);
+                    st.wal_healthy.store(false, Relaxed);
+                    tracing::error!(error = %e, "write-ahead log append failed");
+                    let msg = e.to_string();
+                    let full = is_disk_full(&e);
+                    for (_, _, done) in appends {
+                        done(Err(if full {
+                            StoreError::DiskFull(msg.clone())
+                        } else {
+                            StoreError::Io(std::io::Error::other(msg.clone()))
+                        }));
+                    }
+                }
+            }
+        }
+        let force = !flushes.is_empty() || shutdown;
+        maybe_rotate(&inner, &mut seg, force);
+        for done in flushes {
+            let _ = inner.flush_tx.send(FlushOp::Barrier(done));
+        }
+        if shutdown {
+            break;
+        }
+    }
+    let _ = seg.sync();
+    let _ = inner.flush_tx.send(FlushOp::Shutdown);
+    // Refuse anything still queued.
+    while let Ok(op) = rx.try_recv() {
+        match op {
+            WalOp::Append { done, .. } => done(Err(StoreError::Closed)),
+            WalOp::Flush { done } => done(),
+            WalOp::Shutdown => {}
+        }
+    }
+}
+
+fn maybe_rotate(inner: &Arc<Inner>, seg: &mut wal::SegmentWriter, force: bool) {
+    let due = {
+        let s = inner.state.read();
+        s.head_rows > 0
+            && (force
+                || s.head_rows >= inner.cfg.max_head_rows
+                || s.head_bytes >= inner.cfg.max_head_bytes
+                || s.head_since
+                    .is_some_and(|t| t.elapsed() >= inner.cfg.flush_interval))
+    };
+    if !due {
+        return;
+    }
+    if let Err(e) = seg.sync() {
+        tracing::error!(error = %e, "wal sync before rotation failed");
+        return;
+    }
+    let next = match wal::SegmentWriter::create(&inner.cfg.data_dir, seg.id + 1) {
+        Ok(n) => n,
+        Err(e) => {
+            // Keep appending to the current segment; try again later.
+            inner.stats.wal_healthy.store(false, Relaxed);
+            tracing::error!(error = %e, "cannot open next wal segment");
+            return;
+        }
+    };
+    let closed = std::mem::replace(seg, next);
+    let frozen = {
+        let mut s = inner.state.write();
+        let f = Arc::new(Frozen {
+            chunks: std::mem::take(&mut s.head),
+            bytes: std::mem::take(&mut s.head_bytes),
+            covers_segment: closed.id,
+        });
+        s.head_rows = 0;
+        s.head_since = None;
+        s.frozen.push(f.clone());
+        f
+    };
+    if inner.flush_tx.send(FlushOp::Frozen(frozen)).is_err() {
+        tracing::error!("flusher is gone; head stays in the wal");
+    }
+}
+
+fn flusher_loop(inner: Arc<Inner>, rx: Receiver<FlushOp>) {
+    let mut last_retention = Instant::now() - RETENTION_EVERY;
+    loop {
+        let op = match rx.recv_timeout(Duration::from_secs(5)) {
+            Ok(op) => Some(op),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        match op {
+            Some(FlushOp::Frozen(f)) => {
+                let mut backoff = Duration::from_millis(500);
+                loop {
+                    match flush_frozen(&inner, &f) {
+                        Ok(()) => {
+                            inner.stats.flush_healthy.store(true, Relaxed);
+                            break;
+                        }
+                        Err(e) => {
+                            inner.stats.flush_errors.fetch_add(1, Relaxed);
+                            inner.stats.flush_healthy.store(false, Relaxed);
+                            tracing::error!(error = %e, "writing part failed; rows stay in the wal and head");
+                            if matches!(rx.try_recv(), Ok(FlushOp::Shutdown)) {
+                                return;
+                            }
+                            std::thread::sleep(backoff);
+                            backoff = (backoff * 2).min(Duration::from_secs(10));
+                        }
+                    }
+                }
+                if let Err(e) = compact(&inner) {
+                    tracing::error!(error = %e, "compaction failed");
+                }
+            }
+            Some(FlushOp::Barrier(done)) => done(),
+            Some(FlushOp::Compact(done)) => {
+                if let Err(e) = compact(&inner) {
+                    tracing::error!(error = %e, "compaction failed");
+                }
+                done();
+            }
+            Some(FlushOp::Shutdown) => {
+                // Drain what the writer queued before it stopped.
+                while let Ok(op) = rx.try_recv() {
+                    match op {
+                        FlushOp::Frozen(f) => {
+                            if let Err(e) = flush_frozen(&inner, &f) {
+                                tracing::error!(error = %e, "final flush failed; rows stay in the wal");
+                            }
+                        }
+                        FlushOp::Barrier(d) | FlushOp::Compact(d) => d(),
+                        FlushOp::Shutdown => {}
+                    }
+                }
+                break;
+            }
+            None => {}
+        }
+        if last_retention.elapsed() >= RETENTION_EVERY {
+            last_retention = Instant::now();
+            if let Err(e) = retention(&inner) {
+                tracing::error!(error = %e, "retention failed");
+            }
+        }
+    }
+}
+
+fn new_part_name(inner: &Inner) -> String {
+    format!(
+        "{:016x}-{:06x}",
+        now_ns(),
+        inner.part_seq.fetch_add(1, Relaxed) & 0xff_ffff
+    )
+}
+
+/// Writes `batch` (already sorted) as a part of `day`; returns its manifest row.
+fn write_part_file(
+    inner: &Inner,
+    day: &str,
+    batch: &arrow::array::RecordBatch,
+    level: i64,
+) -> Result<PartMeta, StoreError> {
+    let root = &inner.cfg.data_dir;
+    let name = new_part_name(inner);
+    let tmp = files::tmp_dir(root).join(format!("{name}.parquet"));
+    let bytes = match part::write_part(&tmp, batch) {
+        Ok(b) => b,
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+    };
+    let rel = files::log_part_rel(day, &name);
+    let dest = root.join(&rel);
+    let dir = dest.parent().expect("part has a parent dir").to_path_buf();
+    let moved = std::fs::create_dir_all(&dir)
+        .and_then(|_| std::fs::rename(&tmp, &dest))
+        .and_then(|_| files::sync_dir(&dir))
+        .and_then(|_| files::sync_dir(&files::log_parts_dir(root)));
+    if let Err(e) = moved {
+        let _ = std::fs::remove_file(&tmp);
+        let _ = std::fs::remove_file(&dest);
+        return Err(StoreError::from_io(e));
+    }
+    let (min_ts, max_ts) = part::time_range(batch);
+    inner.stats.parts_written.fetch_add(1, Relaxed);
+    inner.stats.part_bytes_written.fetch_add(bytes, Relaxed);
+    Ok(PartMeta {
+        id: 0,
+        path: rel,
+        day: day.to_string(),
+        min_ts,
+        max_ts,
+        rows: batch.num_rows() as i64,
+        bytes: bytes as i64,
+        level,
+    })
+}
+
+fn flush_frozen(inner: &Arc<Inner>, f: &Arc<Frozen>) -> Result<(), StoreError> {
+    let mut by_day: BTreeMap<String, Vec<&LogRecord>> = BTreeMap::new();
+    for r in f.chunks.iter().flat_map(|c| c.iter()) {
+        by_day
+            .entry(sightline_pipeline::timefmt::day_of(r.timestamp_ns))
+            .or_default()
+            .push(r);
+    }
+    let mut metas = Vec::new();
+    let cleanup = |metas: &[PartMeta]| {
+        for m in metas {
+            let _ = std::fs::remove_file(inner.cfg.data_dir.join(&m.path));
+        }
+    };
+    for (day, rows) in &by_day {
+        let batch = part::sort_batch(&part::to_batch(rows))?;
+        match write_part_file(inner, day, &batch, 0) {
+            Ok(m) => metas.push(m),
+            Err(e) => {
+                cleanup(&metas);
+                return Err(e);
+            }
+        }
+    }
+    let added = match inner
+        .manifest
+        .lock()
+        .commit(&metas, &[], Some(f.covers_segment), now_ns())
+    {
+        Ok(a) => a,
+        Err(e) => {
+            cleanup(&metas);
+            return Err(e);
+        }
+    };
+    {
+        let mut s = inner.state.write();
+        s.frozen.retain(|x| !Arc::ptr_eq(x, f));
+        s.parts.extend(added.into_iter().map(Arc::new));
+    }
+    inner
+        .pending_bytes
+        .fetch_sub(f.bytes.min(inner.pending_bytes.load(Relaxed)), Relaxed);
+    if let Ok(segs) = wal::list_segments(&inner.cfg.data_dir) {
+        for (id, path) in segs {
+            if id <= f.covers_segment {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Merges each day's small parts into one, oldest first, bounded in rows.
+fn compact(inner: &Arc<Inner>) -> Result<(), StoreError> {
+    let parts = inner.state.read().parts.clone();
+    let mut by_day: BTreeMap<&str, Vec<&Arc<PartMeta>>> = BTreeMap::new();
+    for p in &parts {
+        if p.rows < SMALL_PART_ROWS {
+            by_day.entry(&p.day).or_default().push(p);
+        }
+    }
+    for (day, mut small) in by_day {
+        if small.len() < 2 {
+            continue;
+        }
+        small.sort_by_key(|p| p.min_ts);
+        let mut picked = Vec::new();
+        let mut rows = 0;
+        for p in small {
+            if rows + p.rows > MAX_COMPACTION_ROWS && picked.len() >= 2 {
+                break;
+            }
+            rows += p.rows;
+            picked.push(p.clone());
+        }
+        if picked.len() < 2 {
+            continue;
+        }
+        let mut batches = Vec::new();
+        for p in &picked {
+            batches.extend(part::read_all(&inner.cfg.data_dir.join(&p.path))?);
+        }
+        let merged = arrow::compute::concat_batches(&part::schema(), &batches)?;
+        drop(batches);
+        let sorted = part::sort_batch(&merged)?;
+        drop(merged);
+        let level = picked.iter().map(|p| p.level).max().unwrap_or(0) + 1;
+        let meta = write_part_file(inner, day, &sorted, level)?;
+        let removed: Vec<i64> = picked.iter().map(|p| p.id).collect();
+        let added = match inner
+            .manifest
+            .lock()
+            .commit(&[meta.clone()], &removed, None, now_ns())
+        {
+            Ok(a) => a,
+            Err(e) => {
+                let _ = std::fs::remove_file(inner.cfg.data_dir.join(&meta.path));
+                return Err(e);
+            }
+        };
+        {
+            let mut s = inner.state.write();
+            s.parts.retain(|p| !removed.contains(&p.id));
+            s.parts.extend(added.into_iter().map(Arc::new));
+        }
+        for p in &picked {
+            let _ = std::fs::remove_file(inner.cfg.data_dir.join(&p.path));
+        }
+        inner.stats.compactions.fetch_add(1, Relaxed);
+        tracing::info!(day, parts = picked.len(), rows, "compacted parts");
+    }
+    Ok(())
+}
+
+/// Drops parts past the retention age, then oldest parts while over the size budget.
+fn retention(inner: &Arc<Inner>) -> Result<(), StoreError> {
+    let mut parts = inner.state.read().parts.clone();
+    parts.sort_by_key(|p| p.min_ts);
+    let mut drop_ids = Vec::new();
+    if let Some(age) = inner.cfg.retention {
+        let cutoff = now_ns() - age.as_nanos() as i64;
+        drop_ids.extend(parts.iter().filter(|p| p.max_ts < cutoff).map(|p| p.id));
+    }
+    if let Some(budget) = inner.cfg.max_disk_bytes {
+        let mut total: u64 = parts
+            .iter()
+            .filter(|p| !drop_ids.contains(&p.id))
+            .map(|p| p.bytes as u64)
+            .sum();
+        for p in &parts {
+            if total <= budget {
+                break;
+            }
+            if !drop_ids.contains(&p.id) {
+                drop_ids.push(p.id);
+                total -= p.bytes as u64;
+            }
+        }
+    }
+    if drop_ids.is_empty() {
+        return Ok(());
+    }
+    inner
+        .manifest
+        .lock()
+        .commit(&[], &drop_ids, None, now_ns())?;
+    inner
+        .state
+        .write()
+        .parts
+        .retain(|p| !drop_ids.contains(&p.id));
+    for p in parts.iter().filter(|p| drop_ids.contains(&p.id)) {
+        let _ = std::fs::remove_file(inner.cfg.data_dir.join(&p.path));
+        inner.stats.retention_deleted_parts.fetch_add(1, Relaxed);
+    }
+    tracing::info!(parts = drop_ids.len(), "retention dropped parts");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use codec::tests::sample;
+
+    fn cfg(dir: &Path) -> StoreConfig {
+        StoreConfig::new(dir)
+    }
+
+    #[test]
+    fn append_query_flush_reopen_compact() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = LogStore::open(cfg(dir.path())).unwrap();
+            store
+                .append_blocking((0..100).map(sample).collect())
+                .unwrap();
+            let q = LogQuery {
+                request_id: Some("req-42".into()),
+                limit: 10,
+                ..Default::default()
+            };
+            assert_eq!(store.query(&q).unwrap().len(), 1);
+            store.flush().unwrap();
+            assert_eq!(store.parts().len(), 1);
+            assert_eq!(store.unflushed_rows(), 0);
+            assert_eq!(store.query(&q).unwrap()[0], sample(42));
+            store
+                .append_blocking((100..200).map(sample).collect())
+                .unwrap();
+        }
+        // Reopen: the second batch was flushed at shutdown.
+        let store = LogStore::open(cfg(dir.path())).unwrap();
+        assert_eq!(store.unflushed_rows(), 0);
+        let all = store
+            .query(&LogQuery {
+                limit: 1000,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(all.len(), 200);
+        assert!(all
+            .windows(2)
+            .all(|w| w[0].timestamp_ns >= w[1].timestamp_ns));
+        store.compact().unwrap();
+        assert_eq!(store.parts().len(), 1);
+        assert_eq!(store.parts()[0].level, 1);
+        let q = LogQuery {
+            request_id: Some("req-150".into()),
+            limit: 10,
+            ..Default::default()
+        };
+        assert_eq!(store.query(&q).unwrap(), vec![sample(150)]);
+        let q = LogQuery {
+            request_id: Some("nope".into()),
+            limit: 10,
+            ..Default::default()
+        };
+        assert!(store.query(&q).unwrap().is_empty());
+    }
+
+    #[test]
+    fn unflushed_rows_replay_from_the_wal() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LogStore::open(cfg(dir.path())).unwrap();
+        store
+            .append_blocking((0..10).map(sample).collect())
+            .unwrap();
+        // Simulate a crash: skip the shutdown flush.
+        std::mem::forget(store);
+        // The forgotten store still holds the lock file in this process; the
+        // lock is per open file description, so open a fresh copy of the dir.
+        let copy = tempfile::tempdir().unwrap();
+        for sub in ["", "wal"] {
+            std::fs::create_dir_all(copy.path().join(sub)).unwrap();
+            for e in std::fs::read_dir(dir.path().join(sub)).unwrap() {
+                let e = e.unwrap();
+                if e.path().is_file() && e.file_name() != "LOCK" {
+                    std::fs::copy(e.path(), copy.path().join(sub).join(e.file_name())).unwrap();
+                }
+            }
+        }
+        let store = LogStore::open(cfg(copy.path())).unwrap();
+        assert_eq!(store.unflushed_rows(), 10);
+        assert_eq!(store.stats().replayed_records.load(Relaxed), 10);
+    }
+
+    #[test]
+    fn retention_by_size_drops_oldest() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = cfg(dir.path());
+        c.max_disk_bytes = Some(1);
+        let store = LogStore::open(c).unwrap();
+        store.append_blocking(vec![sample(1)]).unwrap();
+        store.flush().unwrap();
+        retention(&store.inner).unwrap();
+        assert!(store.parts().is_empty());
+        assert_eq!(store.stats().retention_deleted_parts.load(Relaxed), 1);
+        assert_eq!(
+            std::fs::read_dir(files::log_parts_dir(dir.path()))
+                .unwrap()
+                .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap())
+                .count(),
+            0
+        );
+    }
+
+    #[test]
+    fn wrong_data_dir_version_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("VERSION"), "sightline-data 99\n").unwrap();
+        let e = LogStore::open(cfg(dir.path())).unwrap_err();
+        assert!(e.to_string().contains("sightline-data 99"), "{e}");
+    }
+}

@@ -1,0 +1,61 @@
+//! Every on-disk name in a data directory, and the data directory's own version
+//! stamp. Nothing else in Sightline spells a path inside the data dir.
+//!
+//! ```text
+//! DATA/
+//!   VERSION                   "sightline-data 1": checked on open
+//!   LOCK                      held (flock) while a server owns the directory
+//!   api-token, ingest-key     generated secrets (owned by the server crate)
+//!   manifest.sqlite           parts, their time ranges and row counts, WAL coverage
+//!   wal/0000000000000001.wal  write-ahead log segments
+//!   parts/logs/2026-11-25/<id>.parquet   immutable columnar parts, by day
+//!   tmp/                      parts being written; emptied on open
+//! ```
+
+use std::path::{Path, PathBuf};
+
+/// Version of the data directory layout. Bump when a layout change needs migration.
+pub const DATA_DIR_VERSION: u32 = 1;
+pub const VERSION_FILE: &str = "VERSION";
+pub const LOCK_FILE: &str = "LOCK";
+pub const API_TOKEN_FILE: &str = "api-token";
+pub const INGEST_KEY_FILE: &str = "ingest-key";
+pub const MANIFEST_FILE: &str = "manifest.sqlite";
+pub const WAL_DIR: &str = "wal";
+pub const PARTS_DIR: &str = "parts";
+pub const TMP_DIR: &str = "tmp";
+/// Sub-directory of `parts/` for log parts; other signals get their own.
+pub const LOG_PARTS: &str = "logs";
+
+pub fn wal_dir(root: &Path) -> PathBuf {
+    root.join(WAL_DIR)
+}
+
+pub fn wal_segment(root: &Path, id: u64) -> PathBuf {
+    wal_dir(root).join(format!("{id:016}.wal"))
+}
+
+/// Parses a segment id out of a WAL file name.
+pub fn parse_wal_segment(name: &str) -> Option<u64> {
+    name.strip_suffix(".wal")
+        .filter(|s| s.len() == 16)
+        .and_then(|s| s.parse().ok())
+}
+
+pub fn log_parts_dir(root: &Path) -> PathBuf {
+    root.join(PARTS_DIR).join(LOG_PARTS)
+}
+
+/// Path of a log part, relative to the data dir (as stored in the manifest).
+pub fn log_part_rel(day: &str, name: &str) -> String {
+    format!("{PARTS_DIR}/{LOG_PARTS}/{day}/{name}.parquet")
+}
+
+pub fn tmp_dir(root: &Path) -> PathBuf {
+    root.join(TMP_DIR)
+}
+
+/// fsyncs a directory so that a rename or create inside it is durable.
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}

@@ -1,0 +1,434 @@
+//! Immutable log parts: Parquet files (zstd, page index, bloom filters on the id
+//! columns), rows sorted by service then time, one UTC day per part.
+//!
+//! Each part carries `sightline.format = logs` and `sightline.version = 1` in its
+//! footer; a part without them, or with another version, is refused when opened.
+
+use crate::query::LogQuery;
+use crate::StoreError;
+use arrow::array::{
+    Array, ArrayRef, BooleanArray, BooleanBuilder, RecordBatch, StringArray, StringBuilder,
+    TimestampNanosecondArray, UInt8Array,
+};
+use arrow::compute::{
+    and, filter_record_batch, lexsort_to_indices, take_record_batch, SortColumn, SortOptions,
+};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::statistics::Statistics;
+use parquet::schema::types::ColumnPath;
+use sightline_pipeline::{Level, LogRecord};
+use std::fs::File;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+pub const PART_FORMAT: &str = "logs";
+pub const PART_VERSION: &str = "1";
+/// Rows per row group: the unit of bloom-filter pruning. Smaller groups prune
+/// id lookups better; larger ones compress better.
+pub const ROW_GROUP_ROWS: usize = 128 * 1024;
+/// zstd level for parts: 3 is zstd's default speed/ratio balance.
+pub const ZSTD_LEVEL: i32 = 3;
+/// Columns with bloom filters: the join ids.
+pub const BLOOM_COLUMNS: [&str; 4] = ["request_id", "flow_id", "trace_id", "user_id"];
+
+/// Column order of a log part.
+pub const COLUMNS: [&str; 17] = [
+    "timestamp",
+    "received_at",
+    "service",
+    "environment",
+    "level",
+    "severity",
+    "message",
+    "logger",
+    "request_id",
+    "flow_id",
+    "trace_id",
+    "span_id",
+    "user_id",
+    "exception",
+    "host",
+    "attributes",
+    "truncated",
+];
+
+pub fn schema() -> SchemaRef {
+    static S: OnceLock<SchemaRef> = OnceLock::new();
+    S.get_or_init(|| {
+        let ts = DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()));
+        let mut fields = vec![
+            Field::new("timestamp", ts.clone(), false),
+            Field::new("received_at", ts, false),
+            Field::new("service", DataType::Utf8, false),
+            Field::new("environment", DataType::Utf8, true),
+            Field::new("level", DataType::Utf8, false),
+            Field::new("severity", DataType::UInt8, false),
+            Field::new("message", DataType::Utf8, false),
+        ];
+        for c in [
+            "logger",
+            "request_id",
+            "flow_id",
+            "trace_id",
+            "span_id",
+            "user_id",
+            "exception",
+            "host",
+        ] {
+            fields.push(Field::new(c, DataType::Utf8, true));
+        }
+        fields.push(Field::new("attributes", DataType::Utf8, false));
+        fields.push(Field::new("truncated", DataType::Boolean, false));
+        Arc::new(Schema::new(fields))
+    })
+    .clone()
+}
+
+/// Builds a record batch from rows, in the given order.
+pub fn to_batch(rows: &[&LogRecord]) -> RecordBatch {
+    let n = rows.len();
+    let ts = TimestampNanosecondArray::from_iter_values(rows.iter().map(|r| r.timestamp_ns))
+        .with_timezone("UTC");
+    let recv = TimestampNanosecondArray::from_iter_values(rows.iter().map(|r| r.received_ns))
+        .with_timezone("UTC");
+    let req = |f: &dyn Fn(&LogRecord) -> &str| -> ArrayRef {
+        let mut b = StringBuilder::with_capacity(n, n * 8);
+        for r in rows {
+            b.append_value(f(r));
+        }
+        Arc::new(b.finish())
+    };
+    let opt = |f: &dyn Fn(&LogRecord) -> Option<&str>| -> ArrayRef {
+        let mut b = StringBuilder::with_capacity(n, n * 8);
+        for r in rows {
+            b.append_option(f(r));
+        }
+        Arc::new(b.finish())
+    };
+    let mut truncated = BooleanBuilder::with_capacity(n);
+    for r in rows {
+        truncated.append_value(r.truncated);
+    }
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(ts),
+        Arc::new(recv),
+        req(&|r| &r.service),
+        opt(&|r| r.environment.as_deref()),
+        req(&|r| r.level.as_str()),
+        Arc::new(UInt8Array::from_iter_values(
+            rows.iter().map(|r| r.level.severity()),
+        )),
+        req(&|r| &r.message),
+        opt(&|r| r.logger.as_deref()),
+        opt(&|r| r.request_id.as_deref()),
+        opt(&|r| r.flow_id.as_deref()),
+        opt(&|r| r.trace_id.as_deref()),
+        opt(&|r| r.span_id.as_deref()),
+        opt(&|r| r.user_id.as_deref()),
+        opt(&|r| r.exception.as_deref()),
+        opt(&|r| r.host.as_deref()),
+        req(&|r| &r.attributes),
+        Arc::new(truncated.finish()),
+    ];
+    RecordBatch::try_new(schema(), columns).expect("columns match the schema")
+}
+
+/// Sorts a batch by (service, timestamp).
+pub fn sort_batch(batch: &RecordBatch) -> Result<RecordBatch, StoreError> {
+    let opts = Some(SortOptions {
+        descending: false,
+        nulls_first: true,
+    });
+    let idx = lexsort_to_indices(
+        &[
+            SortColumn {
+                values: batch.column(2).clone(),
+                options: opts,
+            },
+            SortColumn {
+                values: batch.column(0).clone(),
+                options: opts,
+            },
+        ],
+        None,
+    )?;
+    Ok(take_record_batch(batch, &idx)?)
+}
+
+fn writer_props(rows: usize) -> WriterProperties {
+    let mut b = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(ZSTD_LEVEL).expect("valid zstd level"),
+        ))
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_key_value_metadata(Some(vec![
+            KeyValue::new("sightline.format".into(), PART_FORMAT.to_string()),
+            KeyValue::new("sightline.version".into(), PART_VERSION.to_string()),
+        ]));
+    for c in ["message", "attributes", "exception"] {
+        b = b.set_column_statistics_enabled(ColumnPath::from(c), EnabledStatistics::None);
+    }
+    for c in ["request_id", "trace_id", "span_id", "flow_id"] {
+        b = b.set_column_dictionary_enabled(ColumnPath::from(c), false);
+    }
+    let ndv = rows.clamp(1, ROW_GROUP_ROWS) as u64;
+    for c in BLOOM_COLUMNS {
+        b = b
+            .set_column_bloom_filter_enabled(ColumnPath::from(c), true)
+            .set_column_bloom_filter_fpp(ColumnPath::from(c), 0.01)
+            .set_column_bloom_filter_max_ndv(ColumnPath::from(c), ndv);
+    }
+    b.build()
+}
+
+/// Writes a sorted batch to `path` and fsyncs it. Returns the file size.
+pub fn write_part(path: &Path, batch: &RecordBatch) -> Result<u64, StoreError> {
+    let file = File::create(path)?;
+    let mut w = ArrowWriter::try_new(file, schema(), Some(writer_props(batch.num_rows())))?;
+    w.write(batch)?;
+    let file = w.into_inner()?;
+    file.sync_all()?;
+    Ok(file.metadata()?.len())
+}
+
+/// Opens a part and checks its format and version.
+pub fn open(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>, StoreError> {
+    let file = File::open(path)?;
+    let b = ParquetRecordBatchReaderBuilder::try_new_with_options(file, ArrowReaderOptions::new())
+        .map_err(|e| StoreError::Corrupt(format!("{}: {e}", path.display())))?;
+    let kv = b.metadata().file_metadata().key_value_metadata();
+    let get = |k: &str| {
+        kv.and_then(|kv| kv.iter().find(|e| e.key == k))
+            .and_then(|e| e.value.clone())
+    };
+    match (
+        get("sightline.format").as_deref(),
+        get("sightline.version").as_deref(),
+    ) {
+        (Some(PART_FORMAT), Some(PART_VERSION)) => {}
+        (f, v) => return Err(StoreError::Corrupt(format!(
+            "{}: not a Sightline log part of version {PART_VERSION} (format={f:?}, version={v:?})",
+            path.display()
+        ))),
+    }
+    if b.schema().fields().len() != COLUMNS.len() {
+        return Err(StoreError::Corrupt(format!(
+            "{}: unexpected columns",
+            path.display()
+        )));
+    }
+    Ok(b)
+}
+
+/// Reads a whole part (for compaction).
+pub fn read_all(path: &Path) -> Result<Vec<RecordBatch>, StoreError> {
+    let reader = open(path)?.with_batch_size(64 * 1024).build()?;
+    Ok(reader.collect::<Result<Vec<_>, _>>()?)
+}
+
+fn col_index(name: &str) -> usize {
+    COLUMNS
+        .iter()
+        .position(|c| *c == name)
+        .expect("known column")
+}
+
+/// Rows of a part matching `q`, as records (unordered).
+pub fn query(path: &Path, q: &LogQuery) -> Result<Vec<LogRecord>, StoreError> {
+    let builder = open(path)?;
+    let meta = builder.metadata().clone();
+    let mut groups = Vec::new();
+    'rg: for (i, rg) in meta.row_groups().iter().enumerate() {
+        // Time pruning from column statistics.
+        if let Some(Statistics::Int64(s)) = rg.column(0).statistics() {
+            if let (Some(min), Some(max)) = (s.min_opt(), s.max_opt()) {
+                if q.start_ns.is_some_and(|st| *max < st) || q.end_ns.is_some_and(|en| *min >= en) {
+                    continue;
+                }
+            }
+        }
+        // Bloom filters on the id columns.
+        for (name, want) in q.id_filters() {
+            if let Some(sbbf) = builder.get_row_group_column_bloom_filter(i, col_index(name))? {
+                if !sbbf.check(&want) {
+                    continue 'rg;
+                }
+            }
+        }
+        if let Some(svc) = &q.service {
+            if let Some(Statistics::ByteArray(s)) = rg.column(col_index("service")).statistics() {
+                if let (Some(min), Some(max)) = (s.min_opt(), s.max_opt()) {
+                    let svc = svc.as_bytes();
+                    if svc < min.data() || svc > max.data() {
+                        continue;
+                    }
+                }
+            }
+        }
+        groups.push(i);
+    }
+    if groups.is_empty() {
+        return Ok(vec![]);
+    }
+    let reader = builder
+        .with_row_groups(groups)
+        .with_batch_size(16 * 1024)
+        .build()?;
+    let mut out = Vec::new();
+    for batch in reader {
+        let batch = batch?;
+        let mask = mask(&batch, q)?;
+        let batch = match mask {
+            Some(m) => filter_record_batch(&batch, &m)?,
+            None => batch,
+        };
+        batch_to_records(&batch, &mut out);
+    }
+    Ok(out)
+}
+
+fn eq_str(batch: &RecordBatch, col: &str, want: &str) -> BooleanArray {
+    let a = batch
+        .column(col_index(col))
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .expect("utf8 column");
+    a.iter().map(|v| Some(v == Some(want))).collect()
+}
+
+fn mask(batch: &RecordBatch, q: &LogQuery) -> Result<Option<BooleanArray>, StoreError> {
+    let mut masks: Vec<BooleanArray> = Vec::new();
+    if let Some(s) = &q.service {
+        masks.push(eq_str(batch, "service", s));
+    }
+    for (name, want) in q.id_filters() {
+        masks.push(eq_str(batch, name, want));
+    }
+    if q.start_ns.is_some() || q.end_ns.is_some() {
+        let ts = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<TimestampNanosecondArray>()
+            .expect("timestamp column");
+        let (st, en) = (q.start_ns.unwrap_or(i64::MIN), q.end_ns.unwrap_or(i64::MAX));
+        masks.push(
+            ts.values()
+                .iter()
+                .map(|t| Some(*t >= st && *t < en))
+                .collect(),
+        );
+    }
+    if let Some(levels) = &q.levels {
+        let sev = batch
+            .column(col_index("severity"))
+            .as_any()
+            .downcast_ref::<UInt8Array>()
+            .expect("severity column");
+        masks.push(
+            sev.values()
+                .iter()
+                .map(|s| Some(Level::from_u8(*s).is_some_and(|l| levels.contains(&l))))
+                .collect(),
+        );
+    }
+    let mut it = masks.into_iter();
+    let Some(mut m) = it.next() else {
+        return Ok(None);
+    };
+    for other in it {
+        m = and(&m, &other)?;
+    }
+    Ok(Some(m))
+}
+
+/// Appends the rows of a part batch to `out` as records.
+pub fn batch_to_records(batch: &RecordBatch, out: &mut Vec<LogRecord>) {
+    let s = |name: &str| {
+        batch
+            .column(col_index(name))
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .expect("utf8 column")
+    };
+    let ts = batch
+        .column(0)
+        .as_any()
+        .downcast_ref::<TimestampNanosecondArray>()
+        .expect("timestamp");
+    let recv = batch
+        .column(1)
+        .as_any()
+        .downcast_ref::<TimestampNanosecondArray>()
+        .expect("timestamp");
+    let sev = batch
+        .column(col_index("severity"))
+        .as_any()
+        .downcast_ref::<UInt8Array>()
+        .expect("severity");
+    let tr = batch
+        .column(col_index("truncated"))
+        .as_any()
+        .downcast_ref::<BooleanArray>()
+        .expect("truncated");
+    let (service, env, message, logger, req, flow, trace, span, user, exc, host, attrs) = (
+        s("service"),
+        s("environment"),
+        s("message"),
+        s("logger"),
+        s("request_id"),
+        s("flow_id"),
+        s("trace_id"),
+        s("span_id"),
+        s("user_id"),
+        s("exception"),
+        s("host"),
+        s("attributes"),
+    );
+    let o = |a: &StringArray, i: usize| {
+        if a.is_null(i) {
+            None
+        } else {
+            Some(a.value(i).to_string())
+        }
+    };
+    for i in 0..batch.num_rows() {
+        out.push(LogRecord {
+            timestamp_ns: ts.value(i),
+            received_ns: recv.value(i),
+            service: service.value(i).to_string(),
+            environment: o(env, i),
+            level: Level::from_u8(sev.value(i)).unwrap_or(Level::Info),
+            message: message.value(i).to_string(),
+            logger: o(logger, i),
+            request_id: o(req, i),
+            flow_id: o(flow, i),
+            trace_id: o(trace, i),
+            span_id: o(span, i),
+            user_id: o(user, i),
+            exception: o(exc, i),
+            host: o(host, i),
+            attributes: attrs.value(i).to_string(),
+            truncated: tr.value(i),
+        });
+    }
+}
+
+/// Min and max timestamp of a batch.
+pub fn time_range(batch: &RecordBatch) -> (i64, i64) {
+    let ts = batch
+        .column(0)
+        .as_any()
+        .downcast_ref::<TimestampNanosecondArray>()
+        .expect("timestamp");
+    let v = ts.values();
+    (
+        v.iter().copied().min().unwrap_or(0),
+        v.iter().copied().max().unwrap_or(0),
+    )
+}
