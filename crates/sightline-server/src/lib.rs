@@ -1,1 +1,249 @@
-//! placeholder
+//! The Sightline server: HTTP endpoints over the store, background services,
+//! and Sightline's own observability (request-id logs, `/metrics`, health).
+//!
+//! [`routes`] lists every path. Handlers do cheap checks (auth, limits, content
+//! type), run parsing and normalization on a blocking thread, hand the batch to
+//! the store and answer once the WAL has it. See [`error`] for the status-code
+//! contract.
+
+pub mod auth;
+pub mod body;
+pub mod config;
+pub mod endpoints;
+pub mod error;
+pub mod metrics;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+pub use config::Config;
+use sightline_pipeline::{Normalizer, Scrubber};
+use sightline_store::LogStore;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::Semaphore;
+use tracing::Instrument;
+
+/// Shared state of every handler.
+#[derive(Debug)]
+pub struct App {
+    pub config: Config,
+    pub store: Arc<LogStore>,
+    pub normalizer: Normalizer,
+    pub metrics: metrics::Metrics,
+    pub api_token: String,
+    /// Required on ingest when set (listening beyond loopback).
+    pub ingest_key: Option<String>,
+    pub ingest_slots: Semaphore,
+}
+
+pub type AppState = Arc<App>;
+
+/// The id of the API request being served, from `x-request-id` or generated.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// Every route Sightline serves.
+pub fn routes(app: AppState) -> Router {
+    let read_api = Router::new()
+        // Minimal read path; the query language extends it.
+        .route("/api/v1/logs", get(endpoints::logs_query::query))
+        .route_layer(middleware::from_fn_with_state(
+            app.clone(),
+            require_api_token,
+        ));
+    Router::new()
+        // NDJSON: structlog / stdlib JSON lines or plain text, one record per line.
+        .route("/api/v1/logs/ingest", post(endpoints::logs_ingest::ingest))
+        // OTLP/HTTP logs; the OTel SDK's default path on its default port.
+        .route("/v1/logs", post(endpoints::otlp_logs::ingest))
+        .merge(read_api)
+        .route("/health", get(endpoints::health::live))
+        .route("/health/ready", get(endpoints::health::ready))
+        .route("/metrics", get(endpoints::health::metrics))
+        .route("/", get(endpoints::health::index))
+        .route_layer(middleware::from_fn_with_state(app.clone(), observe))
+        .with_state(app)
+}
+
+fn valid_request_id(v: &HeaderValue) -> Option<String> {
+    let s = v.to_str().ok()?;
+    (!s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic()))
+        .then(|| s.to_string())
+}
+
+/// Request id, one structured log line and metrics per API request.
+async fn observe(State(app): State<AppState>, mut req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let rid = req
+        .headers()
+        .get("x-request-id")
+        .and_then(valid_request_id)
+        .unwrap_or_else(|| hex::encode(rand::random::<[u8; 8]>()));
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_default();
+    let method = req.method().clone();
+    req.extensions_mut().insert(RequestId(rid.clone()));
+    let span = tracing::info_span!("request", request_id = %rid);
+    let mut resp = next.run(req).instrument(span).await;
+    if let Ok(v) = HeaderValue::from_str(&rid) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    let status = resp.status();
+    let elapsed = start.elapsed();
+    app.metrics
+        .http_requests
+        .inc_by(&[method.as_str(), &route, status.as_str()], 1);
+    app.metrics.http_duration.observe(&[&route], elapsed);
+    let ms = elapsed.as_secs_f64() * 1000.0;
+    if route != "/metrics" && !route.starts_with("/health") {
+        if status.is_server_error() {
+            tracing::warn!(request_id = %rid, method = %method, route, status = status.as_u16(), duration_ms = ms, "request");
+        } else {
+            tracing::info!(request_id = %rid, method = %method, route, status = status.as_u16(), duration_ms = ms, "request");
+        }
+    }
+    resp
+}
+
+async fn require_api_token(State(app): State<AppState>, req: Request, next: Next) -> Response {
+    let given = auth::bearer(
+        req.headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok()),
+    );
+    match given {
+        Some(t) if auth::secret_eq(t, &app.api_token) => next.run(req).await,
+        Some(_) => error::ApiError::Unauthorized("invalid API token").into_response(),
+        None => error::ApiError::Unauthorized("read APIs need Authorization: Bearer <api token>")
+            .into_response(),
+    }
+}
+
+/// Builds the app state: opens the store, loads or creates secrets.
+pub fn build(config: Config) -> anyhow_like::Result<AppState> {
+    let store = LogStore::open(config.store_config())
+        .map_err(|e| format!("cannot open data dir {}: {e}", config.data_dir.display()))?;
+    let api_token = match &config.api_token {
+        Some(t) if !t.is_empty() => t.clone(),
+        _ => {
+            auth::api_token(&config.data_dir).map_err(|e| format!("cannot store api token: {e}"))?
+        }
+    };
+    let ingest_key = if config.listen.ip().is_loopback() {
+        config.ingest_key.clone().filter(|k| !k.is_empty())
+    } else {
+        Some(match &config.ingest_key {
+            Some(k) if !k.is_empty() => k.clone(),
+            _ => auth::ingest_key(&config.data_dir)
+                .map_err(|e| format!("cannot store ingest key: {e}"))?,
+        })
+    };
+    let normalizer = Normalizer::new(Scrubber::new(&config.scrub), config.limits.max_record_bytes);
+    Ok(Arc::new(App {
+        ingest_slots: Semaphore::new(config.limits.max_concurrent_ingest.max(1)),
+        config,
+        store: Arc::new(store),
+        normalizer,
+        metrics: metrics::Metrics::default(),
+        api_token,
+        ingest_key,
+    }))
+}
+
+/// Error type of [`build`] and [`serve`]: a message for the operator.
+pub mod anyhow_like {
+    pub type Result<T> = std::result::Result<T, String>;
+}
+
+/// What a user needs to start: printed once on start.
+pub fn banner(app: &App, addr: std::net::SocketAddr) -> String {
+    let base = format!("http://{addr}");
+    let key_note = match &app.ingest_key {
+        Some(k) => format!("  ingest key:   {k}  (send as Authorization: Bearer <key>)\n"),
+        None => "  ingest:       open on loopback (no key needed)\n".to_string(),
+    };
+    format!(
+        "Sightline {ver} is running\n\
+         \x20 API/UI:       {base}/\n\
+         \x20 API token:    {token}  (Authorization: Bearer <token>)\n\
+         \x20 data dir:     {data}\n\
+         {key_note}\
+         \x20 ingest logs:  POST {base}/api/v1/logs/ingest?service=NAME   (NDJSON: structlog JSON or plain lines; gzip/zstd)\n\
+         \x20               POST {base}/v1/logs                           (OTLP/HTTP logs, protobuf or JSON)\n\
+         \x20 ship logs:    python app.py 2>&1 | curl -sS --data-binary @- -H 'Content-Type: application/x-ndjson' '{base}/api/v1/logs/ingest?service=api'\n\
+         \x20 OTel apps:    OTEL_EXPORTER_OTLP_ENDPOINT={base}\n\
+         \x20 query:        curl -H 'Authorization: Bearer {token}' '{base}/api/v1/logs?request_id=ID'\n\
+         \x20 health:       {base}/health  {base}/health/ready  {base}/metrics\n",
+        ver = env!("CARGO_PKG_VERSION"),
+        token = app.api_token,
+        data = app.config.data_dir.display(),
+    )
+}
+
+/// Serves until SIGINT/SIGTERM, then stops accepting, flushes and returns.
+pub async fn serve(app: AppState) -> anyhow_like::Result<()> {
+    let listener = tokio::net::TcpListener::bind(app.config.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", app.config.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    print!("{}", banner(&app, addr));
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    tracing::info!(listen = %addr, data_dir = %app.config.data_dir.display(), "sightline started");
+    let router = routes(app.clone()).fallback(|| async {
+        (
+            StatusCode::NOT_FOUND,
+            axum::Json(serde_json::json!({"error": "no such endpoint"})),
+        )
+    });
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!("shutting down: flushing");
+    let store = app.store.clone();
+    tokio::task::spawn_blocking(move || store.shutdown())
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+/// Installs the JSON log subscriber for Sightline's own logs (stderr).
+pub fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_span_list(false)
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

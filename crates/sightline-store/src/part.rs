@@ -212,10 +212,12 @@ pub fn open(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>, StoreE
         get("sightline.version").as_deref(),
     ) {
         (Some(PART_FORMAT), Some(PART_VERSION)) => {}
-        (f, v) => return Err(StoreError::Corrupt(format!(
+        (f, v) => {
+            return Err(StoreError::Corrupt(format!(
             "{}: not a Sightline log part of version {PART_VERSION} (format={f:?}, version={v:?})",
             path.display()
-        ))),
+        )))
+        }
     }
     if b.schema().fields().len() != COLUMNS.len() {
         return Err(StoreError::Corrupt(format!(

@@ -1,1 +1,121 @@
-fn main() {}
+//! The `sightline` command: parses the CLI, builds the effective config and
+//! hands it to the server. Everything else lives in the library crates.
+
+use clap::{Args, Parser, Subcommand};
+use sightline_server::Config;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "sightline",
+    version,
+    about = "Errors, logs, metrics and traces for Python backends, in one binary"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve(ConfigArgs),
+    /// Inspect the configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the effective configuration (defaults, file, environment and flags) as TOML.
+    Show(ConfigArgs),
+}
+
+/// Flags shared by every command that needs the config; each has an env twin.
+#[derive(Args, Clone)]
+struct ConfigArgs {
+    /// Config file (TOML); unknown keys are an error.
+    #[arg(long, env = "SIGHTLINE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:4318].
+    #[arg(long, env = "SIGHTLINE_LISTEN")]
+    listen: Option<std::net::SocketAddr>,
+    /// Data directory [default: ./sightline-data].
+    #[arg(long, env = "SIGHTLINE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Bearer token for read APIs [default: generated into the data dir].
+    #[arg(long, env = "SIGHTLINE_API_TOKEN", hide_env_values = true)]
+    api_token: Option<String>,
+    /// Ingest key, required when listening beyond loopback [default: generated].
+    #[arg(long, env = "SIGHTLINE_INGEST_KEY", hide_env_values = true)]
+    ingest_key: Option<String>,
+    /// When to fsync the write-ahead log: always (before acknowledging) or batch.
+    #[arg(long, env = "SIGHTLINE_FSYNC", value_parser = ["always", "batch"])]
+    fsync: Option<String>,
+    /// Filter for Sightline's own logs [default: info].
+    #[arg(long, env = "SIGHTLINE_LOG_LEVEL")]
+    log_level: Option<String>,
+}
+
+impl ConfigArgs {
+    fn resolve(self) -> Result<Config, String> {
+        let mut c = match &self.config {
+            Some(p) => Config::from_file(p).map_err(|e| e.to_string())?,
+            None => Config::default(),
+        };
+        if let Some(v) = self.listen {
+            c.listen = v;
+        }
+        if let Some(v) = self.data_dir {
+            c.data_dir = v;
+        }
+        if let Some(v) = self.api_token {
+            c.api_token = Some(v);
+        }
+        if let Some(v) = self.ingest_key {
+            c.ingest_key = Some(v);
+        }
+        if let Some(v) = self.fsync {
+            c.fsync = if v == "batch" {
+                sightline_store::FsyncPolicy::Batch
+            } else {
+                sightline_store::FsyncPolicy::Always
+            };
+        }
+        if let Some(v) = self.log_level {
+            c.log_level = v;
+        }
+        Ok(c)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Config {
+            command: ConfigCommand::Show(args),
+        } => args.resolve().map(|c| print!("{}", c.to_toml())),
+        Command::Serve(args) => args.resolve().and_then(serve),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sightline: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(config: Config) -> Result<(), String> {
+    sightline_server::init_logging(&config.log_level);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("sightline")
+        .build()
+        .map_err(|e| format!("cannot start runtime: {e}"))?;
+    let app = sightline_server::build(config)?;
+    runtime.block_on(sightline_server::serve(app))
+}

@@ -1,0 +1,172 @@
+//! The effective configuration: defaults, then `sightline.toml`, then
+//! `SIGHTLINE_*` environment variables and flags (applied by the binary).
+//! Unknown keys are an error.
+
+use serde::{Deserialize, Serialize};
+use sightline_pipeline::ScrubConfig;
+use sightline_store::FsyncPolicy;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// The OpenTelemetry SDK's default OTLP/HTTP endpoint, so OTel apps need no setting.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:4318";
+pub const DEFAULT_DATA_DIR: &str = "./sightline-data";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address to listen on. Non-loopback addresses require an ingest key.
+    pub listen: SocketAddr,
+    /// Where everything is stored.
+    pub data_dir: PathBuf,
+    /// Bearer token for read APIs; generated into the data dir when unset.
+    pub api_token: Option<String>,
+    /// Key required on ingest when listening beyond loopback; generated when unset.
+    pub ingest_key: Option<String>,
+    /// `always`: fsync before acknowledging; `batch`: fsync every 100 ms.
+    pub fsync: FsyncPolicy,
+    /// Filter for Sightline's own logs (`info`, `debug`, `sightline_store=debug` …).
+    pub log_level: String,
+    pub limits: Limits,
+    pub storage: Storage,
+    pub scrub: ScrubConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest request body as sent (compressed), bytes. Over it: 413.
+    pub max_body_bytes: usize,
+    /// Largest body after decompression, bytes. Over it: 413 (gzip bombs stop here).
+    pub max_decompressed_bytes: usize,
+    /// Records larger than this are truncated and marked `truncated`.
+    pub max_record_bytes: usize,
+    /// Most per-line errors listed in an ingest answer (all are counted).
+    pub max_reported_errors: usize,
+    /// Ingest requests processed at once; more get 503 + Retry-After.
+    pub max_concurrent_ingest: usize,
+    /// Most rows a read API returns per page.
+    pub max_query_limit: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Storage {
+    /// Flush the in-memory head to a part at least this often (seconds).
+    pub flush_interval_secs: u64,
+    pub max_head_rows: usize,
+    pub max_head_bytes: usize,
+    /// Unflushed bytes above which ingest answers 503.
+    pub max_pending_bytes: usize,
+    /// Drop data older than this many days (0 = keep forever).
+    pub retention_days: u64,
+    /// Drop the oldest parts while parts use more than this (0 = no limit).
+    pub max_disk_bytes: u64,
+    /// `/health/ready` degrades when the data dir's filesystem has less free space.
+    pub min_free_disk_bytes: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: DEFAULT_LISTEN.parse().expect("valid default address"),
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            api_token: None,
+            ingest_key: None,
+            fsync: FsyncPolicy::Always,
+            log_level: "info".into(),
+            limits: Limits::default(),
+            storage: Storage::default(),
+            scrub: ScrubConfig::default(),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 32 * 1024 * 1024,
+            max_decompressed_bytes: 128 * 1024 * 1024,
+            max_record_bytes: sightline_pipeline::normalize::DEFAULT_MAX_RECORD_BYTES,
+            max_reported_errors: 100,
+            max_concurrent_ingest: 256,
+            max_query_limit: 10_000,
+        }
+    }
+}
+
+impl Default for Storage {
+    fn default() -> Self {
+        Storage {
+            flush_interval_secs: 300,
+            max_head_rows: 1_000_000,
+            max_head_bytes: 256 * 1024 * 1024,
+            max_pending_bytes: 1024 * 1024 * 1024,
+            retention_days: 30,
+            max_disk_bytes: 0,
+            min_free_disk_bytes: 256 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+}
+
+impl Config {
+    /// Reads a TOML file over the defaults.
+    pub fn from_file(path: &std::path::Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.into(),
+            message: e.to_string(),
+        })
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("config serializes")
+    }
+
+    pub fn store_config(&self) -> sightline_store::StoreConfig {
+        let mut c = sightline_store::StoreConfig::new(&self.data_dir);
+        c.fsync = self.fsync;
+        c.max_head_rows = self.storage.max_head_rows;
+        c.max_head_bytes = self.storage.max_head_bytes;
+        c.flush_interval = std::time::Duration::from_secs(self.storage.flush_interval_secs.max(1));
+        c.max_pending_bytes = self.storage.max_pending_bytes;
+        c.retention = (self.storage.retention_days > 0)
+            .then(|| std::time::Duration::from_secs(self.storage.retention_days * 86_400));
+        c.max_disk_bytes = (self.storage.max_disk_bytes > 0).then_some(self.storage.max_disk_bytes);
+        c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let e =
+            toml::from_str::<Config>("listen = \"127.0.0.1:1\"\nlisten_addr = 3\n").unwrap_err();
+        assert!(e.to_string().contains("listen_addr"), "{e}");
+        let e = toml::from_str::<Config>("[storage]\nretention = 3\n").unwrap_err();
+        assert!(e.to_string().contains("retention"), "{e}");
+    }
+
+    #[test]
+    fn defaults_roundtrip_through_toml() {
+        let c = Config::default();
+        assert_eq!(toml::from_str::<Config>(&c.to_toml()).unwrap(), c);
+    }
+}
