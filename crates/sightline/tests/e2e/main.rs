@@ -1,0 +1,9 @@
+//! End-to-end tests: the real `sightline` binary over real HTTP. One test
+//! binary with shared helpers (`support`), one module per concern.
+
+mod bad_input;
+mod crash;
+mod disk_full;
+mod ingest;
+mod lifecycle;
+mod support;
