@@ -1,0 +1,73 @@
+"""Starts the real sightline binary for the Python end-to-end tests."""
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+TOKEN = "py-test-token-0123456789"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Sightline:
+    def __init__(self, data_dir: Path):
+        self.data_dir = data_dir
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = None
+
+    def start(self):
+        binary = os.environ.get("SIGHTLINE_BIN")
+        assert binary, "SIGHTLINE_BIN must point at the built sightline binary"
+        self.proc = subprocess.Popen(
+            [binary, "serve", "--listen", f"127.0.0.1:{self.port}", "--data-dir", str(self.data_dir),
+             "--api-token", TOKEN, "--log-level", "warn"],
+            stdout=subprocess.DEVNULL,
+        )
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            assert self.proc.poll() is None, "sightline exited during start"
+            try:
+                if requests.get(self.url + "/health", timeout=1).status_code == 200:
+                    return self
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.05)
+        raise AssertionError("sightline did not become healthy")
+
+    def logs(self, **params):
+        r = requests.get(self.url + "/api/v1/logs", params=params,
+                         headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
+        assert r.status_code == 200, r.text
+        return r.json()["logs"]
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=30)
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=60)
+
+
+@pytest.fixture
+def sightline(tmp_path):
+    s = Sightline(tmp_path / "data").start()
+    yield s
+    if s.proc.poll() is None:
+        s.proc.kill()
+        s.proc.wait()
+
+
+def files_containing(root: Path, needle: bytes):
+    return [p for p in root.rglob("*") if p.is_file() and needle in p.read_bytes()]
