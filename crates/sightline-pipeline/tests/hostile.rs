@@ -28,7 +28,10 @@ fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
             1 => {
                 v.remove(i);
             }
-            2 => v.insert(i, b"{}[]\":,\\\xff\x00"[(rng.next() % 11) as usize]),
+            2 => {
+                let specials = b"{}[]\":,\\\xff\x00";
+                v.insert(i, specials[(rng.next() as usize) % specials.len()])
+            }
             _ => v.truncate(i),
         }
     }
