@@ -7,6 +7,6 @@ pub mod record;
 pub mod scrub;
 pub mod timefmt;
 
-pub use normalize::{normalize_json, normalize_line, normalize_otlp, LineError, Normalizer};
+pub use normalize::{normalize_line, normalize_otlp, LineError, Normalizer};
 pub use record::{Level, LogRecord};
 pub use scrub::{ScrubConfig, Scrubber};

@@ -10,8 +10,11 @@
 
 use crate::record::{Level, LogRecord};
 use crate::scrub::Scrubber;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use sightline_protocol::OtlpLog;
+use std::borrow::Cow;
 
 /// Default per-record size limit; larger records are cut down and marked.
 pub const DEFAULT_MAX_RECORD_BYTES: usize = 256 * 1024;
@@ -65,17 +68,342 @@ pub fn normalize_line(
     })?;
     let trimmed = text.trim_start();
     if trimmed.starts_with('{') {
-        let value: Value = serde_json::from_str(trimmed).map_err(|e| LineError {
-            code: "invalid_json",
-            reason: format!("invalid JSON: {e}"),
-        })?;
-        match value {
-            Value::Object(map) => Ok(normalize_json(n, map, ctx)),
-            _ => unreachable!("a JSON text starting with '{{' is an object"),
-        }
+        normalize_object_text(n, trimmed, ctx)
     } else {
         Ok(normalize_plain(n, text.trim_end(), ctx))
     }
+}
+
+/// A string that borrows from the input unless it had escapes.
+struct CowStr<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for CowStr<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CowStr<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(CowStr(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(CowStr(Cow::Owned(v.to_string())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(CowStr(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// The top-level members of a JSON object, values left as raw JSON text.
+struct Members<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'de> Deserialize<'de> for Members<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Members<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut out: Vec<(Cow<'de, str>, &'de RawValue)> = Vec::with_capacity(16);
+                while let Some((k, v)) = map.next_entry::<CowStr<'de>, &'de RawValue>()? {
+                    // A repeated key: the last value wins, as in every JSON parser we mimic.
+                    if let Some(slot) = out.iter_mut().find(|(ek, _)| *ek == k.0) {
+                        slot.1 = v;
+                    } else {
+                        out.push((k.0, v));
+                    }
+                }
+                Ok(Members(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// Typed columns a top-level key can fill, with its rank (lower wins).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Message,
+    Level,
+    Timestamp,
+    Logger,
+    Exception,
+    Stack,
+    Service,
+    Environment,
+    RequestId,
+    FlowId,
+    TraceId,
+    SpanId,
+    UserId,
+    Host,
+}
+const SLOTS: usize = 14;
+
+fn slot_of(key: &str, stdlib: bool) -> Option<(Slot, u8)> {
+    Some(match key {
+        "event" => (Slot::Message, 0),
+        "message" => (Slot::Message, 1),
+        "msg" => (Slot::Message, 2),
+        "level" => (Slot::Level, 0),
+        "levelname" => (Slot::Level, 1),
+        "severity" => (Slot::Level, 2),
+        "loglevel" => (Slot::Level, 3),
+        "log.level" => (Slot::Level, 4),
+        "timestamp" => (Slot::Timestamp, 0),
+        "time" => (Slot::Timestamp, 1),
+        "ts" => (Slot::Timestamp, 2),
+        "@timestamp" => (Slot::Timestamp, 3),
+        "asctime" => (Slot::Timestamp, 4),
+        "datetime" => (Slot::Timestamp, 5),
+        "logger" => (Slot::Logger, 0),
+        "logger_name" => (Slot::Logger, 1),
+        "name" if stdlib => (Slot::Logger, 2),
+        "exception" => (Slot::Exception, 0),
+        "exc_info" => (Slot::Exception, 1),
+        "exc_text" => (Slot::Exception, 2),
+        "traceback" => (Slot::Exception, 3),
+        "stack" => (Slot::Stack, 0),
+        "stack_info" => (Slot::Stack, 1),
+        "service" => (Slot::Service, 0),
+        "service_name" => (Slot::Service, 1),
+        "service.name" => (Slot::Service, 2),
+        "environment" => (Slot::Environment, 0),
+        "env" => (Slot::Environment, 1),
+        "deployment.environment" => (Slot::Environment, 2),
+        "request_id" => (Slot::RequestId, 0),
+        "requestId" => (Slot::RequestId, 1),
+        "req_id" => (Slot::RequestId, 2),
+        "x_request_id" => (Slot::RequestId, 3),
+        "flow_id" => (Slot::FlowId, 0),
+        "flowId" => (Slot::FlowId, 1),
+        "trace_id" => (Slot::TraceId, 0),
+        "traceId" => (Slot::TraceId, 1),
+        "otelTraceID" => (Slot::TraceId, 2),
+        "span_id" => (Slot::SpanId, 0),
+        "spanId" => (Slot::SpanId, 1),
+        "otelSpanID" => (Slot::SpanId, 2),
+        "user_id" => (Slot::UserId, 0),
+        "userId" => (Slot::UserId, 1),
+        "host" => (Slot::Host, 0),
+        "hostname" => (Slot::Host, 1),
+        "host.name" => (Slot::Host, 2),
+        _ => return None,
+    })
+}
+
+/// The text of a raw JSON scalar usable as a typed string column: strings
+/// (unescaped), numbers and booleans as written. `None` for other values.
+fn raw_text<'a>(raw: &'a RawValue) -> Option<Cow<'a, str>> {
+    let t = raw.get();
+    match t.as_bytes().first()? {
+        b'"' => serde_json::from_str::<CowStr<'a>>(t).ok().map(|c| c.0),
+        b'-' | b'0'..=b'9' | b't' | b'f' => Some(Cow::Borrowed(t)),
+        _ => None,
+    }
+}
+
+/// One JSON object line, parsed without building a tree: top-level values stay
+/// raw JSON text and are copied into `attributes` as they came unless the
+/// scrubber's prefilter says they may hold a secret.
+fn normalize_object_text(
+    n: &Normalizer,
+    text: &str,
+    ctx: Context<'_>,
+) -> Result<Normalized, LineError> {
+    let members = serde_json::from_str::<Members<'_>>(text)
+        .map_err(|e| LineError {
+            code: "invalid_json",
+            reason: format!("invalid JSON: {e}"),
+        })?
+        .0;
+    let stdlib =
+        members.iter().any(|(k, _)| k == "levelname") && !members.iter().any(|(k, _)| k == "event");
+    let scrub = &n.scrubber;
+    let mut scrubbed = 0;
+
+    // Pass 1: the best-ranked usable member for each typed column.
+    let mut best: [Option<(u8, usize)>; SLOTS] = [None; SLOTS];
+    let mut level = None;
+    let mut timestamp = None;
+    for (i, (k, raw)) in members.iter().enumerate() {
+        let Some((slot, rank)) = slot_of(k, stdlib) else {
+            continue;
+        };
+        if scrub.is_sensitive_key(k) {
+            continue;
+        }
+        let usable = match slot {
+            Slot::Message => true,
+            Slot::Level => raw_text(raw).and_then(|t| Level::parse(&t)).is_some(),
+            Slot::Timestamp => parse_raw_timestamp(raw).is_some(),
+            _ => raw_text(raw).is_some(),
+        };
+        if usable && best[slot as usize].is_none_or(|(r, _)| rank < r) {
+            best[slot as usize] = Some((rank, i));
+        }
+    }
+    if let Some((_, i)) = best[Slot::Level as usize] {
+        level = raw_text(members[i].1).and_then(|t| Level::parse(&t));
+    }
+    if let Some((_, i)) = best[Slot::Timestamp as usize] {
+        timestamp = parse_raw_timestamp(members[i].1);
+    }
+
+    // Pass 2: typed columns (scrubbed) and the attributes object.
+    let mut typed: [Option<String>; SLOTS] = Default::default();
+    let mut attrs = String::with_capacity(text.len());
+    attrs.push('{');
+    for (i, (k, raw)) in members.iter().enumerate() {
+        let slot = slot_of(k, stdlib)
+            .map(|(s, _)| s)
+            .filter(|s| best[*s as usize].is_some_and(|(_, j)| j == i));
+        if let Some(slot) = slot {
+            if matches!(slot, Slot::Level | Slot::Timestamp) {
+                continue;
+            }
+            let mut v = match slot {
+                Slot::Message => match raw_text(raw) {
+                    Some(t) => t.into_owned(),
+                    None if raw.get() == "null" => String::new(),
+                    None => raw.get().to_string(),
+                },
+                _ => raw_text(raw).map(Cow::into_owned).unwrap_or_default(),
+            };
+            scrubbed += scrub.scrub_string_in_place(&mut v);
+            typed[slot as usize] = Some(v);
+            continue;
+        }
+        if attrs.len() > 1 {
+            attrs.push(',');
+        }
+        push_json_str(&mut attrs, k);
+        attrs.push(':');
+        let t = raw.get();
+        if scrub.is_sensitive_key(k) {
+            if t == "null" {
+                attrs.push_str("null");
+            } else {
+                push_json_str(&mut attrs, crate::scrub::REDACTED);
+                scrubbed += 1;
+            }
+        } else if !scrub.needs_scan(t.as_bytes()) {
+            attrs.push_str(t);
+        } else {
+            // Slow path: parse this one value, scrub it, write it back.
+            let mut v: Value = serde_json::from_str(t).map_err(|e| LineError {
+                code: "invalid_json",
+                reason: format!("invalid JSON in {k:?}: {e}"),
+            })?;
+            scrubbed += scrub.scrub_value(&mut v);
+            attrs.push_str(&v.to_string());
+        }
+    }
+    attrs.push('}');
+    // Nested values are kept raw; make sure none is too deep to read back.
+    if attrs.len() > 2 && attrs[1..].contains(['{', '[']) {
+        check_depth(&attrs)?;
+    }
+
+    let take = |typed: &mut [Option<String>; SLOTS], s: Slot| {
+        typed[s as usize].take().filter(|v| !v.is_empty())
+    };
+    let mut exception = take(&mut typed, Slot::Exception);
+    if let Some(stack) = take(&mut typed, Slot::Stack) {
+        exception = Some(match exception {
+            Some(e) => format!("{e}\n{stack}"),
+            None => stack,
+        });
+    }
+    let record = LogRecord {
+        timestamp_ns: timestamp.unwrap_or(ctx.received_ns),
+        received_ns: ctx.received_ns,
+        service: take(&mut typed, Slot::Service)
+            .or_else(|| ctx.service.map(str::to_string))
+            .unwrap_or_else(|| "unknown".into()),
+        environment: take(&mut typed, Slot::Environment),
+        level: level.unwrap_or(Level::Info),
+        message: typed[Slot::Message as usize].take().unwrap_or_default(),
+        logger: take(&mut typed, Slot::Logger),
+        request_id: take(&mut typed, Slot::RequestId),
+        flow_id: take(&mut typed, Slot::FlowId),
+        trace_id: take(&mut typed, Slot::TraceId),
+        span_id: take(&mut typed, Slot::SpanId),
+        user_id: take(&mut typed, Slot::UserId),
+        exception,
+        host: take(&mut typed, Slot::Host),
+        attributes: attrs,
+        truncated: false,
+    };
+    Ok(bound(n, record, scrubbed))
+}
+
+fn parse_raw_timestamp(raw: &RawValue) -> Option<i64> {
+    let t = raw.get();
+    match t.as_bytes().first()? {
+        b'"' => serde_json::from_str::<CowStr<'_>>(t)
+            .ok()
+            .and_then(|s| crate::timefmt::parse_timestamp(&s.0)),
+        b'0'..=b'9' => match t.parse::<u64>() {
+            Ok(i) => crate::timefmt::epoch_int_to_ns(i),
+            Err(_) => t.parse::<f64>().ok().and_then(crate::timefmt::epoch_to_ns),
+        },
+        _ => None,
+    }
+}
+
+fn push_json_str(out: &mut String, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    } else {
+        out.push_str(&Value::String(s.to_string()).to_string());
+    }
+}
+
+/// Rejects attributes nested deeper than the JSON parser's recursion limit
+/// (they could not be read back).
+fn check_depth(attrs: &str) -> Result<(), LineError> {
+    let mut depth = 0usize;
+    let mut in_str = false;
+    let mut esc = false;
+    for b in attrs.bytes() {
+        if in_str {
+            match (esc, b) {
+                (true, _) => esc = false,
+                (false, b'\\') => esc = true,
+                (false, b'"') => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_str = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > 100 {
+                    return Err(LineError {
+                        code: "invalid_json",
+                        reason: "invalid JSON: nested more than 100 levels deep".into(),
+                    });
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn take_str(map: &mut Map<String, Value>, keys: &[&str]) -> Option<String> {
@@ -96,109 +424,6 @@ fn take_str(map: &mut Map<String, Value>, keys: &[&str]) -> Option<String> {
 
 fn empty_none(s: Option<String>) -> Option<String> {
     s.filter(|s| !s.is_empty())
-}
-
-/// A structlog / stdlib JSON object.
-pub fn normalize_json(n: &Normalizer, mut map: Map<String, Value>, ctx: Context<'_>) -> Normalized {
-    let mut scrubbed = 0;
-    for (k, v) in map.iter_mut() {
-        if n.scrubber.is_sensitive_key(k) {
-            if !v.is_null() {
-                *v = Value::String(crate::scrub::REDACTED.into());
-                scrubbed += 1;
-            }
-        } else {
-            scrubbed += n.scrubber.scrub_value(v);
-        }
-    }
-    let stdlib = map.contains_key("levelname") && !map.contains_key("event");
-
-    let message = ["event", "message", "msg"]
-        .iter()
-        .find_map(|k| map.shift_remove(*k).map(|v| value_text(&v)))
-        .unwrap_or_default();
-
-    let mut level = None;
-    for k in ["level", "levelname", "severity", "loglevel", "log.level"] {
-        if let Some(Value::String(s)) = map.get(k) {
-            if let Some(l) = Level::parse(s) {
-                level = Some(l);
-                map.shift_remove(k);
-                break;
-            }
-        }
-    }
-
-    let mut timestamp = None;
-    for k in [
-        "timestamp",
-        "time",
-        "ts",
-        "@timestamp",
-        "asctime",
-        "datetime",
-    ] {
-        let parsed = match map.get(k) {
-            Some(Value::String(s)) => crate::timefmt::parse_timestamp(s),
-            Some(Value::Number(num)) => match num.as_u64() {
-                Some(i) => crate::timefmt::epoch_int_to_ns(i),
-                None => num.as_f64().and_then(crate::timefmt::epoch_to_ns),
-            },
-            _ => None,
-        };
-        if parsed.is_some() {
-            timestamp = parsed;
-            map.shift_remove(k);
-            break;
-        }
-    }
-
-    let logger_keys: &[&str] = if stdlib {
-        &["logger", "logger_name", "name"]
-    } else {
-        &["logger", "logger_name"]
-    };
-    let logger = take_str(&mut map, logger_keys);
-    let mut exception = take_str(
-        &mut map,
-        &["exception", "exc_info", "exc_text", "traceback"],
-    );
-    if let Some(stack) = take_str(&mut map, &["stack", "stack_info"]) {
-        exception = Some(match exception {
-            Some(e) => format!("{e}\n{stack}"),
-            None => stack,
-        });
-    }
-    let record = LogRecord {
-        timestamp_ns: timestamp.unwrap_or(ctx.received_ns),
-        received_ns: ctx.received_ns,
-        service: empty_none(take_str(
-            &mut map,
-            &["service", "service_name", "service.name"],
-        ))
-        .or_else(|| ctx.service.map(str::to_string))
-        .unwrap_or_else(|| "unknown".into()),
-        environment: empty_none(take_str(
-            &mut map,
-            &["environment", "env", "deployment.environment"],
-        )),
-        level: level.unwrap_or(Level::Info),
-        message,
-        logger: empty_none(logger),
-        request_id: empty_none(take_str(
-            &mut map,
-            &["request_id", "requestId", "req_id", "x_request_id"],
-        )),
-        flow_id: empty_none(take_str(&mut map, &["flow_id", "flowId"])),
-        trace_id: empty_none(take_str(&mut map, &["trace_id", "traceId", "otelTraceID"])),
-        span_id: empty_none(take_str(&mut map, &["span_id", "spanId", "otelSpanID"])),
-        user_id: empty_none(take_str(&mut map, &["user_id", "userId"])),
-        exception: empty_none(exception),
-        host: empty_none(take_str(&mut map, &["host", "hostname", "host.name"])),
-        attributes: String::new(),
-        truncated: false,
-    };
-    finish(n, record, map, scrubbed)
 }
 
 fn value_text(v: &Value) -> String {
@@ -372,18 +597,25 @@ pub fn normalize_otlp(n: &Normalizer, log: OtlpLog, ctx: Context<'_>) -> Normali
 fn finish(
     n: &Normalizer,
     mut record: LogRecord,
-    mut attrs: Map<String, Value>,
+    attrs: Map<String, Value>,
     scrubbed: usize,
 ) -> Normalized {
     record.attributes = if attrs.is_empty() {
         "{}".into()
     } else {
-        Value::Object(attrs.clone()).to_string()
+        Value::Object(attrs).to_string()
     };
+    bound(n, record, scrubbed)
+}
+
+/// Enforces the record size limit: over it, the largest parts are cut until
+/// the record fits, and the record is marked `truncated`.
+fn bound(n: &Normalizer, mut record: LogRecord, scrubbed: usize) -> Normalized {
     if record.approx_bytes() <= n.max_record_bytes {
         return (record, scrubbed);
     }
-    // Over the limit: cut the largest parts until it fits, and say so.
+    let mut attrs: Map<String, Value> =
+        serde_json::from_str(&record.attributes).unwrap_or_default();
     record.truncated = true;
     let budget = n.max_record_bytes;
     let share = budget / 4;
@@ -512,6 +744,42 @@ mod tests {
         assert!(r.approx_bytes() <= 4096 + 64, "{}", r.approx_bytes());
         assert_eq!(r.request_id.as_deref(), Some("r1"));
         assert!(serde_json::from_str::<Value>(&r.attributes).is_ok());
+    }
+
+    #[test]
+    fn raw_members_are_kept_verbatim_unless_they_may_hold_secrets() {
+        let (r, n) = n()
+            .line(
+                br#"{"event": "e", "n": 1.50, "nested": {"user": {"Password": "x"}, "ok": [1, 2]}, "hidden": "pass\u0077ord=hunter2", "dup": 1, "dup": 2, "level": "LOUD"}"#,
+                CTX,
+            )
+            .unwrap();
+        assert_eq!(n, 2);
+        let v: Value = serde_json::from_str(&r.attributes).unwrap();
+        assert_eq!(v["nested"]["user"]["Password"], "[REDACTED]");
+        assert_eq!(v["nested"]["ok"], serde_json::json!([1, 2]));
+        assert_eq!(v["hidden"], "password=[REDACTED]");
+        assert_eq!(v["dup"], 2);
+        assert!(
+            r.attributes.contains("\"n\":1.50"),
+            "numbers are kept as written: {}",
+            r.attributes
+        );
+        assert_eq!(v["level"], "LOUD", "an unparsable level stays an attribute");
+        assert_eq!(r.level, Level::Info);
+    }
+
+    #[test]
+    fn too_deep_is_rejected() {
+        let deep = format!(
+            "{{\"event\":\"x\",\"a\":{}1{}}}",
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        assert_eq!(
+            n().line(deep.as_bytes(), CTX).unwrap_err().code,
+            "invalid_json"
+        );
     }
 
     #[test]

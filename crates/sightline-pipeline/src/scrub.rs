@@ -6,6 +6,7 @@
 //! tokens, credit-card numbers (Luhn-checked), `scheme://user:pass@` credentials,
 //! PEM private keys, and `password=…`-style pairs inside free text.
 
+use aho_corasick::AhoCorasick;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -63,10 +64,38 @@ pub struct ScrubConfig {
     pub exclude_keys: Vec<String>,
 }
 
+/// Words whose presence in a string means a value pattern may match; strings
+/// without any of them (and with fewer than 13 digits, and no `\u` escapes)
+/// are skipped without running a single regex.
+const VALUE_TRIGGERS: &[&str] = &[
+    "bearer",
+    "basic",
+    "token",
+    "://",
+    "private key",
+    "authorization",
+    "password",
+    "passwd",
+    "pwd",
+    "secret",
+    "api_key",
+    "api-key",
+    "apikey",
+    "access_token",
+    "access-token",
+    "client_secret",
+    "client-secret",
+    "refresh",
+];
+
 #[derive(Debug)]
 pub struct Scrubber {
-    keys: Vec<String>,
+    /// Sensitive key substrings, ASCII case-insensitive.
+    keys: AhoCorasick,
     exclude: Vec<String>,
+    /// Sensitive key substrings plus value-pattern triggers: one pass decides
+    /// whether a string or a raw JSON value needs a closer look.
+    triggers: AhoCorasick,
     bearer: Regex,
     url_creds: Regex,
     pem: Regex,
@@ -86,10 +115,19 @@ impl Scrubber {
             .map(|s| s.to_string())
             .collect();
         exclude.extend(config.exclude_keys.iter().map(|k| k.to_ascii_lowercase()));
+        let ac = |words: &[String]| {
+            AhoCorasick::builder()
+                .ascii_case_insensitive(true)
+                .build(words)
+                .expect("valid key patterns")
+        };
+        let mut trigger_words = keys.clone();
+        trigger_words.extend(VALUE_TRIGGERS.iter().map(|s| s.to_string()));
         Scrubber {
-            keys,
+            keys: ac(&keys),
+            triggers: ac(&trigger_words),
             exclude,
-            bearer: Regex::new(r"(?i)\b(bearer|token|basic)\s+[A-Za-z0-9\-._~+/]{8,}=*").unwrap(),
+            bearer: Regex::new(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9\-._~+/]{8,}=*").unwrap(),
             url_creds: Regex::new(r"\b([a-zA-Z][a-zA-Z0-9+.\-]*://)([^:/@\s]+):([^@/\s]+)@").unwrap(),
             pem: Regex::new(r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(-----END [A-Z ]*PRIVATE KEY-----|$)").unwrap(),
             card: Regex::new(r"\b(?:[3-6]|2[2-7])\d(?:[ \-]?\d){11,17}\b").unwrap(),
@@ -102,14 +140,21 @@ impl Scrubber {
 
     /// Whether values under `key` are redacted whole.
     pub fn is_sensitive_key(&self, key: &str) -> bool {
-        if key.len() > 256 {
+        if key.len() > 256 || !self.keys.is_match(key) {
             return false;
         }
-        let lower = key.to_ascii_lowercase();
-        if self.exclude.iter().any(|e| *e == lower) {
-            return false;
+        !self.exclude.iter().any(|e| e.eq_ignore_ascii_case(key))
+    }
+
+    /// Whether `bytes` (a string, or the raw text of any JSON value) may hold
+    /// something to scrub: a sensitive key or value trigger, 13+ digits (a card
+    /// number), or a `\u` escape that could hide either. False means it is safe
+    /// to keep as is.
+    pub fn needs_scan(&self, bytes: &[u8]) -> bool {
+        if self.triggers.is_match(bytes) || memchr::memmem::find(bytes, b"\\u").is_some() {
+            return true;
         }
-        self.keys.iter().any(|k| lower.contains(k.as_str()))
+        bytes.len() >= 13 && bytes.iter().filter(|b| b.is_ascii_digit()).count() >= 13
     }
 
     /// Scrubs a JSON value in place; returns how many values were redacted or masked.
@@ -148,6 +193,9 @@ impl Scrubber {
         let mut cur: Cow<'a, str> = Cow::Borrowed(s);
         let mut n = 0;
         let bytes = s.as_bytes();
+        if !self.needs_scan(bytes) {
+            return (cur, 0);
+        }
         if bytes.len() >= 8 && memchr::memmem::find(bytes, b"PRIVATE KEY").is_some() {
             n += replace(&mut cur, &self.pem, |_| REDACTED.to_string());
         }

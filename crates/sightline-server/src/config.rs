@@ -99,9 +99,9 @@ impl Default for Storage {
     fn default() -> Self {
         Storage {
             flush_interval_secs: 300,
-            max_head_rows: 1_000_000,
-            max_head_bytes: 256 * 1024 * 1024,
-            max_pending_bytes: 1024 * 1024 * 1024,
+            max_head_rows: 262_144,
+            max_head_bytes: 64 * 1024 * 1024,
+            max_pending_bytes: 192 * 1024 * 1024,
             retention_days: 30,
             max_disk_bytes: 0,
             min_free_disk_bytes: 256 * 1024 * 1024,

@@ -46,9 +46,9 @@ pub const MAX_GROUP_BYTES: usize = 32 * 1024 * 1024;
 /// How often the writer wakes without work (age-based flush, batch fsync).
 pub const WRITER_TICK: Duration = Duration::from_millis(100);
 /// Parts under this many rows are merged with their day's other small parts.
-pub const SMALL_PART_ROWS: i64 = 1_000_000;
+pub const SMALL_PART_ROWS: i64 = 500_000;
 /// Upper bound on the rows of one compaction (bounds its memory).
-pub const MAX_COMPACTION_ROWS: i64 = 4_000_000;
+pub const MAX_COMPACTION_ROWS: i64 = 1_048_576;
 /// How often retention runs.
 pub const RETENTION_EVERY: Duration = Duration::from_secs(60);
 
@@ -121,10 +121,10 @@ impl StoreConfig {
         StoreConfig {
             data_dir: data_dir.into(),
             fsync: FsyncPolicy::Always,
-            max_head_rows: 1_000_000,
-            max_head_bytes: 256 * 1024 * 1024,
+            max_head_rows: 262_144,
+            max_head_bytes: 64 * 1024 * 1024,
             flush_interval: Duration::from_secs(300),
-            max_pending_bytes: 1024 * 1024 * 1024,
+            max_pending_bytes: 192 * 1024 * 1024,
             retention: Some(Duration::from_secs(30 * 86_400)),
             max_disk_bytes: None,
         }
