@@ -9,31 +9,45 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use std::io::Read;
 
-/// Reads the body, refusing more than `max` bytes (413).
+/// Over-limit bodies are still read (and discarded) up to this many times the
+/// limit, so that the client sees the 413 instead of a reset connection.
+pub const DRAIN_FACTOR: usize = 4;
+
+/// Reads the body, refusing more than `max` bytes (413). Memory use is bounded
+/// by `max`: an over-limit body is drained without being kept.
 pub async fn read_limited(headers: &HeaderMap, body: Body, max: usize) -> Result<Bytes, ApiError> {
-    if let Some(len) = headers
+    let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        if len > max as u64 {
-            return Err(ApiError::TooLarge(format!(
-                "body of {len} bytes exceeds the limit of {max} bytes"
-            )));
+        .and_then(|v| v.parse::<u64>().ok());
+    let too_large = |n: u64| {
+        ApiError::TooLarge(format!(
+            "body of {n} bytes exceeds the limit of {max} bytes"
+        ))
+    };
+    let mut body = body;
+    let mut buf = bytes::BytesMut::new();
+    let mut seen: u64 = 0;
+    let drain_cap = (max as u64).saturating_mul(DRAIN_FACTOR as u64);
+    let over_declared = declared.is_some_and(|n| n > max as u64);
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ApiError::BadRequest(format!("cannot read body: {e}")))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        seen += data.len() as u64;
+        if over_declared || seen > max as u64 {
+            if seen > drain_cap {
+                break;
+            }
+            continue;
         }
+        buf.extend_from_slice(&data);
     }
-    match http_body_util::Limited::new(body, max).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            Err(ApiError::TooLarge(format!(
-                "body exceeds the limit of {max} bytes"
-            )))
-        }
-        Err(e) => Err(ApiError::BadRequest(format!("cannot read body: {e}"))),
+    if over_declared || seen > max as u64 {
+        return Err(too_large(declared.unwrap_or(seen).max(seen)));
     }
+    Ok(buf.freeze())
 }
 
 /// The body's `Content-Encoding`, checked against what we decode.
