@@ -71,8 +71,10 @@ run_wrk() {
 
 wait_http() { for _ in $(seq 1 200); do curl -sf "$1" >/dev/null 2>&1 && return 0; sleep 0.05; done; echo "no answer from $1"; exit 1; }
 
+# Generated rows are dated 2026-11-25: retention off so nothing is dropped mid-run.
+printf '[storage]\nretention_days = 0\n' > "$WORK/sightline.toml"
 start_sightline() {
-  "$BIN" serve --listen "127.0.0.1:$SL_PORT" --data-dir "$1" --log-level warn > "$1.out" 2>&1 &
+  "$BIN" serve --config "$WORK/sightline.toml" --listen "127.0.0.1:$SL_PORT" --data-dir "$1" --log-level warn > "$1.out" 2>&1 &
   SL_PID=$!; PIDS+=("$SL_PID")
   wait_http "http://127.0.0.1:$SL_PORT/health"
 }

@@ -358,7 +358,9 @@ impl LogStore {
             return Ok(());
         }
         let bytes: usize = records.iter().map(|r| r.approx_bytes()).sum();
-        if self.inner.pending_bytes.load(Relaxed) + bytes > self.inner.cfg.max_pending_bytes {
+        let pending = self.inner.pending_bytes.load(Relaxed);
+        // One batch is always let in when nothing is pending, whatever its size.
+        if pending > 0 && pending + bytes > self.inner.cfg.max_pending_bytes {
             return Err(StoreError::Overloaded(
                 "unflushed data over the memory budget",
             ));

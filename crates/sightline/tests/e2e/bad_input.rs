@@ -207,3 +207,45 @@ fn broken_bodies_get_their_status_and_memory_stays_bounded() {
     let peak = s.peak_rss();
     assert!(peak < 256 << 20, "peak RSS {} MiB", peak >> 20);
 }
+
+#[test]
+fn overload_answers_503_with_retry_after_then_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    // A tiny memory budget for unflushed rows, flushed every second.
+    let s = Server::start(
+        &dir.path().join("data"),
+        "[storage]\nmax_pending_bytes = 2048\nflush_interval_secs = 1\n",
+    );
+    let batch: String = (0..50)
+        .map(|i| format!("{{\"event\":\"load\",\"request_id\":\"ov-{i}\"}}\n"))
+        .collect();
+    assert_eq!(
+        s.ndjson("ov", batch.as_bytes()).status,
+        200,
+        "the first batch always fits"
+    );
+    let r = s.ndjson("ov", batch.as_bytes());
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert_eq!(r.header("retry-after"), Some("1"));
+    assert!(r.json()["error"].as_str().unwrap().contains("retry later"));
+    // Once the head is flushed to a part, ingest is accepted again.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let r = s.ndjson("ov", b"{\"event\":\"after\",\"request_id\":\"ov-after\"}\n");
+        if r.status == 200 {
+            break;
+        }
+        assert_eq!(r.status, 503);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ingest never recovered"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_eq!(s.logs("request_id=ov-after").len(), 1);
+    let m = s.get_noauth("/metrics").body;
+    assert!(
+        m.contains("sightline_ingest_rejected_total{endpoint=\"ndjson\",reason=\"overloaded\"}"),
+        "{m}"
+    );
+}

@@ -69,6 +69,13 @@ impl Server {
 
     pub fn start_on(data_dir: &Path, listen: &str, port: u16, extra_toml: &str) -> Server {
         let config = data_dir.with_extension("toml");
+        // The fixtures' rows are from 2026-11-25: keep retention from dropping them.
+        let extra = if extra_toml.contains("[storage]") {
+            extra_toml.replace("[storage]\n", "[storage]\nretention_days = 0\n")
+        } else {
+            format!("{extra_toml}\n[storage]\nretention_days = 0\n")
+        };
+        let extra_toml = extra.as_str();
         std::fs::write(
             &config,
             format!(
