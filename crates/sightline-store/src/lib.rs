@@ -181,6 +181,8 @@ struct Inner {
     stats: StoreStats,
     pending_bytes: AtomicUsize,
     part_seq: AtomicU64,
+    /// Set by the writer when it stops: the flusher gives up retrying then.
+    closing: std::sync::atomic::AtomicBool,
     flush_tx: Sender<FlushOp>,
 }
 
@@ -324,6 +326,7 @@ impl LogStore {
             stats,
             pending_bytes: AtomicUsize::new(head_bytes),
             part_seq: AtomicU64::new(0),
+            closing: std::sync::atomic::AtomicBool::new(false),
             flush_tx,
             cfg,
         });
@@ -349,6 +352,18 @@ impl LogStore {
 
     pub fn data_dir(&self) -> &Path {
         &self.inner.cfg.data_dir
+    }
+
+    /// Whether an append would be refused for memory right now: lets a caller
+    /// answer 503 before spending work on a body.
+    pub fn check_capacity(&self) -> Result<(), StoreError> {
+        let pending = self.inner.pending_bytes.load(Relaxed);
+        if pending >= self.inner.cfg.max_pending_bytes {
+            return Err(StoreError::Overloaded(
+                "unflushed data over the memory budget",
+            ));
+        }
+        Ok(())
     }
 
     /// Queues a batch; `done` is called once it is durable and queryable (or failed).
@@ -637,6 +652,7 @@ fn writer_loop(inner: Arc<Inner>, rx: Receiver<WalOp>, mut seg: wal::SegmentWrit
         }
     }
     let _ = seg.sync();
+    inner.closing.store(true, Relaxed);
     let _ = inner.flush_tx.send(FlushOp::Shutdown);
     // Refuse anything still queued.
     while let Ok(op) = rx.try_recv() {
@@ -713,7 +729,8 @@ fn flusher_loop(inner: Arc<Inner>, rx: Receiver<FlushOp>) {
                             inner.stats.flush_errors.fetch_add(1, Relaxed);
                             inner.stats.flush_healthy.store(false, Relaxed);
                             tracing::error!(error = %e, "writing part failed; rows stay in the wal and head");
-                            if matches!(rx.try_recv(), Ok(FlushOp::Shutdown)) {
+                            if inner.closing.load(Relaxed) {
+                                // Leave the rest in the WAL for the next start.
                                 return;
                             }
                             std::thread::sleep(backoff);
@@ -721,8 +738,11 @@ fn flusher_loop(inner: Arc<Inner>, rx: Receiver<FlushOp>) {
                         }
                     }
                 }
-                if let Err(e) = compact(&inner) {
-                    tracing::error!(error = %e, "compaction failed");
+                // Flushing comes first: compact only when no head is waiting.
+                if rx.is_empty() {
+                    if let Err(e) = compact(&inner) {
+                        tracing::error!(error = %e, "compaction failed");
+                    }
                 }
             }
             Some(FlushOp::Barrier(done)) => done(),
@@ -776,7 +796,12 @@ fn write_part_file(
     let root = &inner.cfg.data_dir;
     let name = new_part_name(inner);
     let tmp = files::tmp_dir(root).join(format!("{name}.parquet"));
-    let bytes = match part::write_part(&tmp, batch) {
+    let zstd = if level == 0 {
+        part::ZSTD_LEVEL_FLUSH
+    } else {
+        part::ZSTD_LEVEL
+    };
+    let bytes = match part::write_part(&tmp, batch, zstd) {
         Ok(b) => b,
         Err(e) => {
             let _ = std::fs::remove_file(&tmp);

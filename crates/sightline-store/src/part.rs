@@ -31,8 +31,10 @@ pub const PART_VERSION: &str = "1";
 /// Rows per row group: the unit of bloom-filter pruning. Smaller groups prune
 /// id lookups better; larger ones compress better.
 pub const ROW_GROUP_ROWS: usize = 128 * 1024;
-/// zstd level for parts: 3 is zstd's default speed/ratio balance.
+/// zstd level for compacted parts: 3 is zstd's default speed/ratio balance.
 pub const ZSTD_LEVEL: i32 = 3;
+/// zstd level for freshly flushed parts: cheaper, since compaction rewrites them.
+pub const ZSTD_LEVEL_FLUSH: i32 = 1;
 /// Columns with bloom filters: the join ids.
 pub const BLOOM_COLUMNS: [&str; 4] = ["request_id", "flow_id", "trace_id", "user_id"];
 
@@ -160,10 +162,10 @@ pub fn sort_batch(batch: &RecordBatch) -> Result<RecordBatch, StoreError> {
     Ok(take_record_batch(batch, &idx)?)
 }
 
-fn writer_props(rows: usize) -> WriterProperties {
+fn writer_props(rows: usize, zstd_level: i32) -> WriterProperties {
     let mut b = WriterProperties::builder()
         .set_compression(Compression::ZSTD(
-            ZstdLevel::try_new(ZSTD_LEVEL).expect("valid zstd level"),
+            ZstdLevel::try_new(zstd_level).expect("valid zstd level"),
         ))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_statistics_enabled(EnabledStatistics::Page)
@@ -188,9 +190,13 @@ fn writer_props(rows: usize) -> WriterProperties {
 }
 
 /// Writes a sorted batch to `path` and fsyncs it. Returns the file size.
-pub fn write_part(path: &Path, batch: &RecordBatch) -> Result<u64, StoreError> {
+pub fn write_part(path: &Path, batch: &RecordBatch, zstd_level: i32) -> Result<u64, StoreError> {
     let file = File::create(path)?;
-    let mut w = ArrowWriter::try_new(file, schema(), Some(writer_props(batch.num_rows())))?;
+    let mut w = ArrowWriter::try_new(
+        file,
+        schema(),
+        Some(writer_props(batch.num_rows(), zstd_level)),
+    )?;
     w.write(batch)?;
     let file = w.into_inner()?;
     file.sync_all()?;

@@ -12,6 +12,10 @@ use std::time::Instant;
 
 const BATCH: usize = 1000;
 
+/// The same allocator as the `sightline` binary.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
     let after = &stat[stat.rfind(')').unwrap() + 2..];

@@ -5,8 +5,7 @@
 //! rejected alone (counted and listed with its line number); every other line
 //! is stored. If no line survives, the answer is 400 with the same body.
 
-use super::{blocking, check_ingest_key, now_ns, store_batch, IngestAnswer, LineError};
-use crate::body;
+use super::{check_ingest_key, commit, now_ns, receive, Batch, IngestAnswer, LineError};
 use crate::error::ApiError;
 use crate::AppState;
 use axum::body::Body;
@@ -16,7 +15,6 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use sightline_pipeline::normalize::Context;
-use std::sync::atomic::Ordering::Relaxed;
 
 const ENDPOINT: &str = "ndjson";
 
@@ -80,30 +78,17 @@ async fn run(
 ) -> Result<Response, ApiError> {
     check_ingest_key(app, headers, p.key.as_deref())?;
     content_type_ok(headers)?;
-    let enc = body::encoding(headers)?;
-    let _slot = app.ingest_slots.try_acquire().map_err(|_| {
-        ApiError::Overloaded("too many concurrent ingest requests; retry later".into())
-    })?;
-    let raw = body::read_limited(headers, body, app.config.limits.max_body_bytes).await?;
-    let max = app.config.limits.max_decompressed_bytes;
     let service = p.service.filter(|s| !s.is_empty() && s.len() <= 256);
-    let a = app.clone();
-    let (records, answer, scrubbed, truncated, bytes) = blocking(move || {
-        let data = body::decode(enc, raw, max)?;
+    let ((batch, answer), _slot) = receive(app, ENDPOINT, headers, body, move |a, data| {
         let ctx = Context {
             service: service.as_deref(),
             received_ns: now_ns(),
         };
-        let mut records = Vec::new();
+        let mut batch = Batch::default();
         let mut answer = IngestAnswer::default();
-        let (mut scrubbed, mut truncated) = (0usize, 0u64);
-        for line in sightline_protocol::lines(&data) {
+        for line in sightline_protocol::lines(data) {
             match a.normalizer.line(line.bytes, ctx) {
-                Ok((rec, n)) => {
-                    scrubbed += n;
-                    truncated += rec.truncated as u64;
-                    records.push(rec);
-                }
+                Ok(normalized) => batch.push(normalized),
                 Err(e) => {
                     answer.rejected += 1;
                     a.metrics.rejected.inc_by(&[ENDPOINT, e.code], 1);
@@ -116,25 +101,13 @@ async fn run(
                 }
             }
         }
-        answer.accepted = records.len();
-        Ok::<_, ApiError>((records, answer, scrubbed, truncated, data.len()))
+        answer.accepted = batch.records.len();
+        Ok((batch, answer))
     })
-    .await??;
-    app.metrics.ingested_bytes.inc_by(&[ENDPOINT], bytes as u64);
-    if records.is_empty() {
-        let status = if answer.rejected > 0 {
-            StatusCode::BAD_REQUEST
-        } else {
-            StatusCode::OK
-        };
-        return Ok((status, Json(answer)).into_response());
+    .await?;
+    if batch.records.is_empty() && answer.rejected > 0 {
+        return Ok((StatusCode::BAD_REQUEST, Json(answer)).into_response());
     }
-    let n = records.len() as u64;
-    store_batch(app, records).await?;
-    app.metrics.ingested_records.inc_by(&[ENDPOINT], n);
-    if scrubbed > 0 {
-        app.metrics.scrubbed.inc_by(&[ENDPOINT], scrubbed as u64);
-    }
-    app.metrics.truncated.fetch_add(truncated, Relaxed);
+    commit(app, ENDPOINT, batch).await?;
     Ok((StatusCode::OK, Json(answer)).into_response())
 }

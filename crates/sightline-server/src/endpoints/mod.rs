@@ -6,10 +6,14 @@ pub mod logs_query;
 pub mod otlp_logs;
 
 use crate::error::ApiError;
-use crate::{auth, App};
+use crate::{auth, body, App, AppState};
+use axum::body::Body;
 use axum::http::HeaderMap;
 use serde::Serialize;
+use sightline_pipeline::normalize::Normalized;
 use sightline_pipeline::LogRecord;
+use std::sync::atomic::Ordering::Relaxed;
+use tokio::sync::SemaphorePermit;
 
 /// One rejected line of a batch.
 #[derive(Debug, Serialize)]
@@ -75,4 +79,71 @@ pub fn now_ns() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as i64)
         .unwrap_or(0)
+}
+
+/// Records decoded from one request, with what the pipeline did to them.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub records: Vec<LogRecord>,
+    pub scrubbed: usize,
+    pub truncated: u64,
+}
+
+impl Batch {
+    pub fn push(&mut self, (record, scrubbed): Normalized) {
+        self.scrubbed += scrubbed;
+        self.truncated += record.truncated as u64;
+        self.records.push(record);
+    }
+}
+
+/// What every ingest endpoint does after its own auth and content-type checks:
+/// take an ingest slot (held until the answer), read the body within limits,
+/// and run `parse` on the decompressed bytes on a blocking thread.
+pub async fn receive<'a, T, F>(
+    app: &'a AppState,
+    endpoint: &'static str,
+    headers: &HeaderMap,
+    body: Body,
+    parse: F,
+) -> Result<(T, SemaphorePermit<'a>), ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&App, &[u8]) -> Result<T, ApiError> + Send + 'static,
+{
+    let enc = body::encoding(headers)?;
+    // Refuse before reading and parsing the body when the store is full.
+    app.store.check_capacity()?;
+    let slot = app.ingest_slots.try_acquire().map_err(|_| {
+        ApiError::Overloaded("too many concurrent ingest requests; retry later".into())
+    })?;
+    let raw = body::read_limited(headers, body, app.config.limits.max_body_bytes).await?;
+    let max = app.config.limits.max_decompressed_bytes;
+    let a = app.clone();
+    let out = blocking(move || {
+        let data = body::decode(enc, raw, max)?;
+        a.metrics
+            .ingested_bytes
+            .inc_by(&[endpoint], data.len() as u64);
+        parse(&a, &data)
+    })
+    .await??;
+    Ok((out, slot))
+}
+
+/// Stores a batch (waiting until it is durable) and counts it.
+pub async fn commit(app: &App, endpoint: &'static str, batch: Batch) -> Result<usize, ApiError> {
+    let n = batch.records.len();
+    if n == 0 {
+        return Ok(0);
+    }
+    store_batch(app, batch.records).await?;
+    app.metrics.ingested_records.inc_by(&[endpoint], n as u64);
+    if batch.scrubbed > 0 {
+        app.metrics
+            .scrubbed
+            .inc_by(&[endpoint], batch.scrubbed as u64);
+    }
+    app.metrics.truncated.fetch_add(batch.truncated, Relaxed);
+    Ok(n)
 }

@@ -3,8 +3,7 @@
 //! `ExportLogsServiceResponse`; a JSON request gets our ingest answer plus
 //! OTLP's `partialSuccess`.
 
-use super::{blocking, check_ingest_key, now_ns, store_batch};
-use crate::body;
+use super::{check_ingest_key, commit, now_ns, receive, Batch};
 use crate::error::ApiError;
 use crate::AppState;
 use axum::body::Body;
@@ -14,7 +13,6 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use sightline_pipeline::normalize::Context;
 use sightline_protocol::OtlpEncoding;
-use std::sync::atomic::Ordering::Relaxed;
 
 const ENDPOINT: &str = "otlp_logs";
 
@@ -66,40 +64,21 @@ async fn run(
 ) -> Result<Response, ApiError> {
     check_ingest_key(app, headers, p.key.as_deref())?;
     let otlp = encoding_of(headers)?;
-    let enc = body::encoding(headers)?;
-    let _slot = app.ingest_slots.try_acquire().map_err(|_| {
-        ApiError::Overloaded("too many concurrent ingest requests; retry later".into())
-    })?;
-    let raw = body::read_limited(headers, body, app.config.limits.max_body_bytes).await?;
-    let max = app.config.limits.max_decompressed_bytes;
-    let a = app.clone();
-    let (records, scrubbed, truncated, bytes) = blocking(move || {
-        let data = body::decode(enc, raw, max)?;
-        let logs = sightline_protocol::decode_logs(&data, otlp)
+    let (batch, _slot) = receive(app, ENDPOINT, headers, body, move |a, data| {
+        let logs = sightline_protocol::decode_logs(data, otlp)
             .map_err(|e| ApiError::BadRequest(e.to_string()))?;
         let ctx = Context {
             service: None,
             received_ns: now_ns(),
         };
-        let mut records = Vec::with_capacity(logs.len());
-        let (mut scrubbed, mut truncated) = (0usize, 0u64);
+        let mut batch = Batch::default();
         for log in logs {
-            let (rec, n) = sightline_pipeline::normalize_otlp(&a.normalizer, log, ctx);
-            scrubbed += n;
-            truncated += rec.truncated as u64;
-            records.push(rec);
+            batch.push(sightline_pipeline::normalize_otlp(&a.normalizer, log, ctx));
         }
-        Ok::<_, ApiError>((records, scrubbed, truncated, data.len()))
+        Ok(batch)
     })
-    .await??;
-    app.metrics.ingested_bytes.inc_by(&[ENDPOINT], bytes as u64);
-    let n = records.len();
-    store_batch(app, records).await?;
-    app.metrics.ingested_records.inc_by(&[ENDPOINT], n as u64);
-    if scrubbed > 0 {
-        app.metrics.scrubbed.inc_by(&[ENDPOINT], scrubbed as u64);
-    }
-    app.metrics.truncated.fetch_add(truncated, Relaxed);
+    .await?;
+    let n = commit(app, ENDPOINT, batch).await?;
     Ok(match otlp {
         // An empty ExportLogsServiceResponse: full success.
         OtlpEncoding::Protobuf => {
