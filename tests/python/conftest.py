@@ -70,4 +70,12 @@ def sightline(tmp_path):
 
 
 def files_containing(root: Path, needle: bytes):
-    return [p for p in root.rglob("*") if p.is_file() and needle in p.read_bytes()]
+    """Files whose raw bytes contain `needle`, plus every stored row decoded by
+    `sightline inspect` (the WAL and parts are compressed: raw bytes alone prove
+    nothing)."""
+    hits = [str(p) for p in root.rglob("*") if p.is_file() and needle in p.read_bytes()]
+    out = subprocess.run([os.environ["SIGHTLINE_BIN"], "inspect", "--data-dir", str(root)],
+                         check=True, capture_output=True).stdout
+    assert out.count(b"\n") > 0, "nothing decoded: the search would prove nothing"
+    hits += [f"decoded row: {line[:200]!r}" for line in out.splitlines() if needle in line]
+    return hits

@@ -61,8 +61,8 @@ def test_structlog_lines_are_stored_with_their_context(sightline):
     assert logs[1]["fields"]["password"] == "[REDACTED]"
     assert logs[1]["fields"]["card"] == "[REDACTED]"
 
-    # kill -9 leaves the rows in the write-ahead log, uncompressed: the secret
-    # sent by the client must not be there (nor anywhere else).
+    # kill -9 leaves the rows in the write-ahead log: the secret sent by the
+    # client must not be there (decoded), nor anywhere else.
     sightline.kill9()
     assert files_containing(sightline.data_dir, b"hunter2-from-python") == []
     assert files_containing(sightline.data_dir, b"4111111111111111") == []

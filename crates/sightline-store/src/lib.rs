@@ -17,6 +17,7 @@
 
 pub mod codec;
 pub mod files;
+pub mod inspect;
 pub mod manifest;
 pub mod part;
 pub mod query;
@@ -380,7 +381,7 @@ impl LogStore {
                 "unflushed data over the memory budget",
             ));
         }
-        let payload = codec::encode_logs(&records);
+        let payload = wal::compress(&codec::encode_logs(&records));
         match self.tx.try_send(WalOp::Append {
             payload,
             records,
@@ -836,10 +837,11 @@ fn write_part_file(
 }
 
 fn flush_frozen(inner: &Arc<Inner>, f: &Arc<Frozen>) -> Result<(), StoreError> {
-    let mut by_day: BTreeMap<String, Vec<&LogRecord>> = BTreeMap::new();
+    const DAY_NS: i64 = 86_400_000_000_000;
+    let mut by_day: BTreeMap<i64, Vec<&LogRecord>> = BTreeMap::new();
     for r in f.chunks.iter().flat_map(|c| c.iter()) {
         by_day
-            .entry(sightline_pipeline::timefmt::day_of(r.timestamp_ns))
+            .entry(r.timestamp_ns.div_euclid(DAY_NS))
             .or_default()
             .push(r);
     }
@@ -849,9 +851,15 @@ fn flush_frozen(inner: &Arc<Inner>, f: &Arc<Frozen>) -> Result<(), StoreError> {
             let _ = std::fs::remove_file(inner.cfg.data_dir.join(&m.path));
         }
     };
-    for (day, rows) in &by_day {
-        let batch = part::sort_batch(&part::to_batch(rows))?;
-        match write_part_file(inner, day, &batch, 0) {
+    for (day, rows) in by_day.iter_mut() {
+        let day = sightline_pipeline::timefmt::day_of(*day * DAY_NS);
+        // Sort the row references, then build the batch in order: cheaper than
+        // sorting the built columns (no second copy of every value).
+        rows.sort_unstable_by(|a, b| {
+            (a.service.as_str(), a.timestamp_ns).cmp(&(b.service.as_str(), b.timestamp_ns))
+        });
+        let batch = part::to_batch(rows);
+        match write_part_file(inner, &day, &batch, 0) {
             Ok(m) => metas.push(m),
             Err(e) => {
                 cleanup(&metas);

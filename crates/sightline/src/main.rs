@@ -26,6 +26,13 @@ struct Cli {
 enum Command {
     /// Run the server.
     Serve(ConfigArgs),
+    /// Print every stored log row of a data directory as JSON lines, decoded from
+    /// the WAL and the parts (read-only; safe while a server runs).
+    Inspect {
+        /// Data directory [default: ./sightline-data].
+        #[arg(long, env = "SIGHTLINE_DATA_DIR", default_value = "./sightline-data")]
+        data_dir: PathBuf,
+    },
     /// Inspect the configuration.
     Config {
         #[command(subcommand)]
@@ -104,6 +111,7 @@ fn main() -> ExitCode {
             command: ConfigCommand::Show(args),
         } => args.resolve().map(|c| print!("{}", c.to_toml())),
         Command::Serve(args) => args.resolve().and_then(serve),
+        Command::Inspect { data_dir } => inspect(&data_dir),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -112,6 +120,26 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn inspect(data_dir: &std::path::Path) -> Result<(), String> {
+    use sightline_store::inspect::Source;
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut result = Ok(());
+    sightline_store::inspect::for_each_row(data_dir, |source, row| {
+        let mut v = row.to_json();
+        let (kind, path) = match source {
+            Source::Wal(p) => ("wal", p),
+            Source::Part(p) => ("part", p),
+        };
+        v["source"] = serde_json::json!({"kind": kind, "path": path.display().to_string()});
+        if result.is_ok() {
+            result = writeln!(out, "{v}");
+        }
+    })
+    .map_err(|e| format!("cannot read {}: {e}", data_dir.display()))?;
+    result.and_then(|_| out.flush()).map_err(|e| e.to_string())
 }
 
 fn serve(config: Config) -> Result<(), String> {

@@ -176,7 +176,7 @@ fn secrets_never_reach_the_data_dir() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     assert!(scrubbed >= 5, "scrubbed values are counted: {scrubbed}");
-    // Crash first: the rows live only in the WAL (uncompressed).
+    // Crash first: the rows live only in the WAL (LZ4 frames, decoded by the search).
     s.kill9();
     for secret in secrets {
         assert_eq!(
