@@ -47,9 +47,9 @@ pub const MAX_GROUP_BYTES: usize = 32 * 1024 * 1024;
 /// How often the writer wakes without work (age-based flush, batch fsync).
 pub const WRITER_TICK: Duration = Duration::from_millis(100);
 /// Parts under this many rows are merged with their day's other small parts.
-pub const SMALL_PART_ROWS: i64 = 500_000;
+pub const SMALL_PART_ROWS: i64 = 262_144;
 /// Upper bound on the rows of one compaction (bounds its memory).
-pub const MAX_COMPACTION_ROWS: i64 = 1_048_576;
+pub const MAX_COMPACTION_ROWS: i64 = 524_288;
 /// How often retention runs.
 pub const RETENTION_EVERY: Duration = Duration::from_secs(60);
 
@@ -791,7 +791,8 @@ fn new_part_name(inner: &Inner) -> String {
 fn write_part_file(
     inner: &Inner,
     day: &str,
-    batch: &arrow::array::RecordBatch,
+    batches: &mut dyn Iterator<Item = Result<arrow::array::RecordBatch, StoreError>>,
+    rows_hint: usize,
     level: i64,
 ) -> Result<PartMeta, StoreError> {
     let root = &inner.cfg.data_dir;
@@ -802,8 +803,8 @@ fn write_part_file(
     } else {
         part::ZSTD_LEVEL
     };
-    let bytes = match part::write_part(&tmp, batch, zstd) {
-        Ok(b) => b,
+    let written = match part::write_part(&tmp, batches, rows_hint, zstd) {
+        Ok(w) => w,
         Err(e) => {
             let _ = std::fs::remove_file(&tmp);
             return Err(e);
@@ -821,17 +822,19 @@ fn write_part_file(
         let _ = std::fs::remove_file(&dest);
         return Err(StoreError::from_io(e));
     }
-    let (min_ts, max_ts) = part::time_range(batch);
     inner.stats.parts_written.fetch_add(1, Relaxed);
-    inner.stats.part_bytes_written.fetch_add(bytes, Relaxed);
+    inner
+        .stats
+        .part_bytes_written
+        .fetch_add(written.bytes, Relaxed);
     Ok(PartMeta {
         id: 0,
         path: rel,
         day: day.to_string(),
-        min_ts,
-        max_ts,
-        rows: batch.num_rows() as i64,
-        bytes: bytes as i64,
+        min_ts: written.min_ts,
+        max_ts: written.max_ts,
+        rows: written.rows as i64,
+        bytes: written.bytes as i64,
         level,
     })
 }
@@ -858,8 +861,11 @@ fn flush_frozen(inner: &Arc<Inner>, f: &Arc<Frozen>) -> Result<(), StoreError> {
         rows.sort_unstable_by(|a, b| {
             (a.service.as_str(), a.timestamp_ns).cmp(&(b.service.as_str(), b.timestamp_ns))
         });
-        let batch = part::to_batch(rows);
-        match write_part_file(inner, &day, &batch, 0) {
+        // Built and encoded a chunk at a time: memory is one chunk, not a copy of the head.
+        let mut chunks = rows
+            .chunks(part::BUILD_CHUNK_ROWS)
+            .map(|c| Ok(part::to_batch(c)));
+        match write_part_file(inner, &day, &mut chunks, rows.len(), 0) {
             Ok(m) => metas.push(m),
             Err(e) => {
                 cleanup(&metas);
@@ -926,12 +932,11 @@ fn compact(inner: &Arc<Inner>) -> Result<(), StoreError> {
         for p in &picked {
             batches.extend(part::read_all(&inner.cfg.data_dir.join(&p.path))?);
         }
-        let merged = arrow::compute::concat_batches(&part::schema(), &batches)?;
-        drop(batches);
-        let sorted = part::sort_batch(&merged)?;
-        drop(merged);
         let level = picked.iter().map(|p| p.level).max().unwrap_or(0) + 1;
-        let meta = write_part_file(inner, day, &sorted, level)?;
+        let mut merged = part::merge_sorted(&batches, part::BUILD_CHUNK_ROWS);
+        let meta = write_part_file(inner, day, &mut merged, rows as usize, level)?;
+        drop(merged);
+        drop(batches);
         let removed: Vec<i64> = picked.iter().map(|p| p.id).collect();
         let added = match inner
             .manifest
@@ -1062,6 +1067,43 @@ mod tests {
             ..Default::default()
         };
         assert!(store.query(&q).unwrap().is_empty());
+    }
+
+    #[test]
+    fn compaction_merges_parts_in_service_then_time_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = cfg(dir.path());
+        c.retention = None;
+        let store = LogStore::open(c).unwrap();
+        for round in 0..3 {
+            let batch: Vec<_> = (0..1000)
+                .map(|i| {
+                    let mut r = sample(i);
+                    r.service = ["b", "a", "c"][i % 3].into();
+                    r.timestamp_ns += (i * 3 + round) as i64;
+                    r.request_id = Some(format!("r{round}-{i}"));
+                    r
+                })
+                .collect();
+            store.append_blocking(batch).unwrap();
+            store.flush().unwrap();
+        }
+        store.compact().unwrap();
+        let parts = store.parts();
+        assert_eq!(parts.len(), 1);
+        assert_eq!(parts[0].rows, 3000);
+        let mut rows = Vec::new();
+        for b in part::read_all(&dir.path().join(&parts[0].path)).unwrap() {
+            part::batch_to_records(&b, &mut rows);
+        }
+        assert_eq!(rows.len(), 3000);
+        assert!(rows
+            .windows(2)
+            .all(|w| (w[0].service.as_str(), w[0].timestamp_ns)
+                <= (w[1].service.as_str(), w[1].timestamp_ns)));
+        let ids: std::collections::HashSet<_> =
+            rows.iter().map(|r| r.request_id.clone().unwrap()).collect();
+        assert_eq!(ids.len(), 3000);
     }
 
     #[test]

@@ -10,9 +10,7 @@ use arrow::array::{
     Array, ArrayRef, BooleanArray, BooleanBuilder, RecordBatch, StringArray, StringBuilder,
     TimestampNanosecondArray, UInt8Array,
 };
-use arrow::compute::{
-    and, filter_record_batch, lexsort_to_indices, take_record_batch, SortColumn, SortOptions,
-};
+use arrow::compute::{and, filter_record_batch};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
 use parquet::arrow::ArrowWriter;
@@ -36,6 +34,9 @@ pub const ZSTD_LEVEL: i32 = 3;
 /// zstd level for freshly flushed parts (a part may never be compacted, so the
 /// same level: measured, level 1 saved little CPU next to encoding and sorting).
 pub const ZSTD_LEVEL_FLUSH: i32 = 3;
+/// Rows per Arrow batch when building or merging a part: bounds the memory a
+/// flush or compaction needs beside its input.
+pub const BUILD_CHUNK_ROWS: usize = 65_536;
 /// Columns with bloom filters: the join ids.
 pub const BLOOM_COLUMNS: [&str; 4] = ["request_id", "flow_id", "trace_id", "user_id"];
 
@@ -141,28 +142,6 @@ pub fn to_batch(rows: &[&LogRecord]) -> RecordBatch {
     RecordBatch::try_new(schema(), columns).expect("columns match the schema")
 }
 
-/// Sorts a batch by (service, timestamp).
-pub fn sort_batch(batch: &RecordBatch) -> Result<RecordBatch, StoreError> {
-    let opts = Some(SortOptions {
-        descending: false,
-        nulls_first: true,
-    });
-    let idx = lexsort_to_indices(
-        &[
-            SortColumn {
-                values: batch.column(2).clone(),
-                options: opts,
-            },
-            SortColumn {
-                values: batch.column(0).clone(),
-                options: opts,
-            },
-        ],
-        None,
-    )?;
-    Ok(take_record_batch(batch, &idx)?)
-}
-
 fn writer_props(rows: usize, zstd_level: i32) -> WriterProperties {
     let mut b = WriterProperties::builder()
         .set_compression(Compression::ZSTD(
@@ -198,18 +177,82 @@ fn writer_props(rows: usize, zstd_level: i32) -> WriterProperties {
     b.build()
 }
 
-/// Writes a sorted batch to `path` and fsyncs it. Returns the file size.
-pub fn write_part(path: &Path, batch: &RecordBatch, zstd_level: i32) -> Result<u64, StoreError> {
+/// What writing a part produced.
+#[derive(Debug, Clone, Copy)]
+pub struct Written {
+    pub bytes: u64,
+    pub rows: usize,
+    pub min_ts: i64,
+    pub max_ts: i64,
+}
+
+/// Writes sorted batches to `path` as one part and fsyncs it. Batches are
+/// encoded as they come, so memory is bounded by one batch plus a row group.
+pub fn write_part(
+    path: &Path,
+    batches: &mut dyn Iterator<Item = Result<RecordBatch, StoreError>>,
+    rows_hint: usize,
+    zstd_level: i32,
+) -> Result<Written, StoreError> {
     let file = File::create(path)?;
-    let mut w = ArrowWriter::try_new(
-        file,
-        schema(),
-        Some(writer_props(batch.num_rows(), zstd_level)),
-    )?;
-    w.write(batch)?;
+    let mut w = ArrowWriter::try_new(file, schema(), Some(writer_props(rows_hint, zstd_level)))?;
+    let (mut rows, mut min_ts, mut max_ts) = (0usize, i64::MAX, i64::MIN);
+    for batch in batches {
+        let batch = batch?;
+        if batch.num_rows() == 0 {
+            continue;
+        }
+        let (lo, hi) = time_range(&batch);
+        min_ts = min_ts.min(lo);
+        max_ts = max_ts.max(hi);
+        rows += batch.num_rows();
+        w.write(&batch)?;
+    }
     let file = w.into_inner()?;
     file.sync_all()?;
-    Ok(file.metadata()?.len())
+    Ok(Written {
+        bytes: file.metadata()?.len(),
+        rows,
+        min_ts,
+        max_ts,
+    })
+}
+
+/// Merges batches that are each sorted by (service, timestamp) into chunks of
+/// at most `chunk_rows` rows in that order. Only the sort keys and one output
+/// chunk are materialized beside the inputs (no concatenated copy).
+pub fn merge_sorted(
+    batches: &[RecordBatch],
+    chunk_rows: usize,
+) -> impl Iterator<Item = Result<RecordBatch, StoreError>> + '_ {
+    let mut order: Vec<(&str, i64, u32, u32)> =
+        Vec::with_capacity(batches.iter().map(|b| b.num_rows()).sum());
+    for (bi, b) in batches.iter().enumerate() {
+        let svc = b
+            .column(2)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .expect("service column");
+        let ts = b
+            .column(0)
+            .as_any()
+            .downcast_ref::<TimestampNanosecondArray>()
+            .expect("timestamp column");
+        for r in 0..b.num_rows() {
+            order.push((svc.value(r), ts.value(r), bi as u32, r as u32));
+        }
+    }
+    order.sort_unstable();
+    let indices: Vec<(usize, usize)> = order
+        .into_iter()
+        .map(|(_, _, b, r)| (b as usize, r as usize))
+        .collect();
+    let refs: Vec<&RecordBatch> = batches.iter().collect();
+    let chunk_rows = chunk_rows.max(1);
+    (0..indices.len().div_ceil(chunk_rows)).map(move |c| {
+        let idx = &indices[c * chunk_rows..((c + 1) * chunk_rows).min(indices.len())];
+        Ok(arrow::compute::interleave_record_batch(&refs, idx)?)
+    })
 }
 
 /// Opens a part and checks its format and version.
