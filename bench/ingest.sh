@@ -109,6 +109,12 @@ run_wrk "clickhouse typed columns" "$CH_TYPED_URL" "$WORK/nd" application/x-ndjs
 run_wrk "clickhouse every field" "$CH_ALL_URL" "$WORK/tsv" text/tab-separated-values "$CH_PID"
 
 echo
+echo "== memory at a steady 50,000 lines/s for 30 s (paced by bench/rss_at_rate.py)"
+start_sightline "$WORK/sl-rate"
+python3 bench/rss_at_rate.py "http://127.0.0.1:$SL_PORT/api/v1/logs/ingest?service=bench" "$SL_PID" "$WORK/nd" 50000 30
+stop_sightline
+
+echo
 echo "== storage: the same $LINES unique lines loaded once into each"
 ch_reset
 start_sightline "$WORK/sl-storage"
