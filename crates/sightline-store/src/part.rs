@@ -27,13 +27,17 @@ use std::sync::{Arc, OnceLock};
 pub const PART_FORMAT: &str = "logs";
 pub const PART_VERSION: &str = "1";
 /// Rows per row group: the unit of bloom-filter pruning. Smaller groups prune
-/// id lookups better; larger ones compress better.
-pub const ROW_GROUP_ROWS: usize = 128 * 1024;
-/// zstd level for compacted parts: 3 is zstd's default speed/ratio balance.
-pub const ZSTD_LEVEL: i32 = 3;
-/// zstd level for freshly flushed parts (a part may never be compacted, so the
-/// same level: measured, level 1 saved little CPU next to encoding and sorting).
-pub const ZSTD_LEVEL_FLUSH: i32 = 3;
+/// id lookups better; larger ones compress better (measured on 1M generated
+/// structlog lines: 22.1 B/row at 128k rows, 20.6 at 512k, zstd 3).
+pub const ROW_GROUP_ROWS: usize = 256 * 1024;
+/// zstd level for compacted parts. Measured on 1M generated structlog lines
+/// (one writer, this machine): level 3 22.1 B/row in 0.51 s, level 6 19.1 B/row
+/// in 1.12 s, level 9 17.9 B/row in 1.60 s. 6 meets the storage target
+/// (≤ raw/15) at a cost the flusher absorbs.
+pub const ZSTD_LEVEL: i32 = 6;
+/// zstd level for freshly flushed parts: the same, since a full-size flushed
+/// part is never compacted.
+pub const ZSTD_LEVEL_FLUSH: i32 = 6;
 /// Rows per Arrow batch when building or merging a part: bounds the memory a
 /// flush or compaction needs beside its input.
 pub const BUILD_CHUNK_ROWS: usize = 65_536;
@@ -156,15 +160,9 @@ fn writer_props(rows: usize, zstd_level: i32) -> WriterProperties {
     for c in ["message", "attributes", "exception"] {
         b = b.set_column_statistics_enabled(ColumnPath::from(c), EnabledStatistics::None);
     }
-    // High-cardinality columns: dictionary attempts cost CPU and fall back anyway.
-    for c in [
-        "request_id",
-        "trace_id",
-        "span_id",
-        "flow_id",
-        "attributes",
-        "exception",
-    ] {
+    // High-cardinality columns: dictionary attempts cost CPU and fall back
+    // anyway. (Exceptions repeat per error site: their dictionary pays.)
+    for c in ["request_id", "trace_id", "span_id", "flow_id", "attributes"] {
         b = b.set_column_dictionary_enabled(ColumnPath::from(c), false);
     }
     let ndv = rows.clamp(1, ROW_GROUP_ROWS) as u64;
