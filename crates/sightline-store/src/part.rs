@@ -226,16 +226,8 @@ pub fn merge_sorted(
     let mut order: Vec<(&str, i64, u32, u32)> =
         Vec::with_capacity(batches.iter().map(|b| b.num_rows()).sum());
     for (bi, b) in batches.iter().enumerate() {
-        let svc = b
-            .column(2)
-            .as_any()
-            .downcast_ref::<StringArray>()
-            .expect("service column");
-        let ts = b
-            .column(0)
-            .as_any()
-            .downcast_ref::<TimestampNanosecondArray>()
-            .expect("timestamp column");
+        let svc = col::<StringArray>(b, "service");
+        let ts = col::<TimestampNanosecondArray>(b, "timestamp");
         for r in 0..b.num_rows() {
             order.push((svc.value(r), ts.value(r), bi as u32, r as u32));
         }
@@ -288,6 +280,15 @@ pub fn open(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>, StoreE
 pub fn read_all(path: &Path) -> Result<Vec<RecordBatch>, StoreError> {
     let reader = open(path)?.with_batch_size(64 * 1024).build()?;
     Ok(reader.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// A column of a part batch by name, as its concrete array type.
+fn col<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> &'a T {
+    batch
+        .column(col_index(name))
+        .as_any()
+        .downcast_ref::<T>()
+        .unwrap_or_else(|| panic!("column {name} has the part schema's type"))
 }
 
 fn col_index(name: &str) -> usize {
@@ -351,12 +352,8 @@ pub fn query(path: &Path, q: &LogQuery) -> Result<Vec<LogRecord>, StoreError> {
     Ok(out)
 }
 
-fn eq_str(batch: &RecordBatch, col: &str, want: &str) -> BooleanArray {
-    let a = batch
-        .column(col_index(col))
-        .as_any()
-        .downcast_ref::<StringArray>()
-        .expect("utf8 column");
+fn eq_str(batch: &RecordBatch, column: &str, want: &str) -> BooleanArray {
+    let a = col::<StringArray>(batch, column);
     a.iter().map(|v| Some(v == Some(want))).collect()
 }
 
@@ -369,11 +366,7 @@ fn mask(batch: &RecordBatch, q: &LogQuery) -> Result<Option<BooleanArray>, Store
         masks.push(eq_str(batch, name, want));
     }
     if q.start_ns.is_some() || q.end_ns.is_some() {
-        let ts = batch
-            .column(0)
-            .as_any()
-            .downcast_ref::<TimestampNanosecondArray>()
-            .expect("timestamp column");
+        let ts = col::<TimestampNanosecondArray>(batch, "timestamp");
         let (st, en) = (q.start_ns.unwrap_or(i64::MIN), q.end_ns.unwrap_or(i64::MAX));
         masks.push(
             ts.values()
@@ -383,11 +376,7 @@ fn mask(batch: &RecordBatch, q: &LogQuery) -> Result<Option<BooleanArray>, Store
         );
     }
     if let Some(levels) = &q.levels {
-        let sev = batch
-            .column(col_index("severity"))
-            .as_any()
-            .downcast_ref::<UInt8Array>()
-            .expect("severity column");
+        let sev = col::<UInt8Array>(batch, "severity");
         masks.push(
             sev.values()
                 .iter()
@@ -407,33 +396,11 @@ fn mask(batch: &RecordBatch, q: &LogQuery) -> Result<Option<BooleanArray>, Store
 
 /// Appends the rows of a part batch to `out` as records.
 pub fn batch_to_records(batch: &RecordBatch, out: &mut Vec<LogRecord>) {
-    let s = |name: &str| {
-        batch
-            .column(col_index(name))
-            .as_any()
-            .downcast_ref::<StringArray>()
-            .expect("utf8 column")
-    };
-    let ts = batch
-        .column(0)
-        .as_any()
-        .downcast_ref::<TimestampNanosecondArray>()
-        .expect("timestamp");
-    let recv = batch
-        .column(1)
-        .as_any()
-        .downcast_ref::<TimestampNanosecondArray>()
-        .expect("timestamp");
-    let sev = batch
-        .column(col_index("severity"))
-        .as_any()
-        .downcast_ref::<UInt8Array>()
-        .expect("severity");
-    let tr = batch
-        .column(col_index("truncated"))
-        .as_any()
-        .downcast_ref::<BooleanArray>()
-        .expect("truncated");
+    let s = |name: &str| col::<StringArray>(batch, name);
+    let ts = col::<TimestampNanosecondArray>(batch, "timestamp");
+    let recv = col::<TimestampNanosecondArray>(batch, "received_at");
+    let sev = col::<UInt8Array>(batch, "severity");
+    let tr = col::<BooleanArray>(batch, "truncated");
     let (service, env, message, logger, req, flow, trace, span, user, exc, host, attrs) = (
         s("service"),
         s("environment"),
@@ -479,11 +446,7 @@ pub fn batch_to_records(batch: &RecordBatch, out: &mut Vec<LogRecord>) {
 
 /// Min and max timestamp of a batch.
 pub fn time_range(batch: &RecordBatch) -> (i64, i64) {
-    let ts = batch
-        .column(0)
-        .as_any()
-        .downcast_ref::<TimestampNanosecondArray>()
-        .expect("timestamp");
+    let ts = col::<TimestampNanosecondArray>(batch, "timestamp");
     let v = ts.values();
     (
         v.iter().copied().min().unwrap_or(0),

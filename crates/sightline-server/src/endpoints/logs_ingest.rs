@@ -5,7 +5,7 @@
 //! rejected alone (counted and listed with its line number); every other line
 //! is stored. If no line survives, the answer is 400 with the same body.
 
-use super::{check_ingest_key, commit, now_ns, receive, Batch, IngestAnswer, LineError};
+use super::{check_ingest_key, commit, now_ns, receive, respond, Batch, IngestAnswer, LineError};
 use crate::error::ApiError;
 use crate::AppState;
 use axum::body::Body;
@@ -61,13 +61,8 @@ pub async fn ingest(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match run(&app, p, &headers, body).await {
-        Ok(r) => r,
-        Err(e) => {
-            app.metrics.rejected.inc_by(&[ENDPOINT, e.code()], 1);
-            e.into_response()
-        }
-    }
+    let result = run(&app, p, &headers, body).await;
+    respond(&app, ENDPOINT, result)
 }
 
 async fn run(

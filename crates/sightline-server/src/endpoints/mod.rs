@@ -131,6 +131,19 @@ where
     Ok((out, slot))
 }
 
+/// The answer of an ingest endpoint; a refused request is counted by reason.
+pub fn respond(
+    app: &App,
+    endpoint: &'static str,
+    result: Result<axum::response::Response, ApiError>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    result.unwrap_or_else(|e| {
+        app.metrics.rejected.inc_by(&[endpoint, e.code()], 1);
+        e.into_response()
+    })
+}
+
 /// Stores a batch (waiting until it is durable) and counts it.
 pub async fn commit(app: &App, endpoint: &'static str, batch: Batch) -> Result<usize, ApiError> {
     let n = batch.records.len();

@@ -3,7 +3,7 @@
 //! `ExportLogsServiceResponse`; a JSON request gets our ingest answer plus
 //! OTLP's `partialSuccess`.
 
-use super::{check_ingest_key, commit, now_ns, receive, Batch};
+use super::{check_ingest_key, commit, now_ns, receive, respond, Batch};
 use crate::error::ApiError;
 use crate::AppState;
 use axum::body::Body;
@@ -47,13 +47,8 @@ pub async fn ingest(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match run(&app, p, &headers, body).await {
-        Ok(r) => r,
-        Err(e) => {
-            app.metrics.rejected.inc_by(&[ENDPOINT, e.code()], 1);
-            e.into_response()
-        }
-    }
+    let result = run(&app, p, &headers, body).await;
+    respond(&app, ENDPOINT, result)
 }
 
 async fn run(
