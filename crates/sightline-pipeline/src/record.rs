@@ -44,23 +44,37 @@ impl Level {
         }
     }
 
-    /// Parses the usual spellings (`WARN`, `warning`, `fatal`, `err`, `trace` …).
+    /// Parses the usual spellings (`WARN`, `warning`, `fatal`, `err`, `trace` …),
+    /// ignoring ASCII case, without allocating (it runs once per line).
     pub fn parse(s: &str) -> Option<Level> {
+        const NAMES: &[(&str, Level)] = &[
+            ("info", Level::Info),
+            ("debug", Level::Debug),
+            ("warning", Level::Warning),
+            ("error", Level::Error),
+            ("warn", Level::Warning),
+            ("critical", Level::Critical),
+            ("trace", Level::Debug),
+            ("dbg", Level::Debug),
+            ("verbose", Level::Debug),
+            ("information", Level::Info),
+            ("informational", Level::Info),
+            ("notice", Level::Info),
+            ("log", Level::Info),
+            ("err", Level::Error),
+            ("exception", Level::Error),
+            ("crit", Level::Critical),
+            ("fatal", Level::Critical),
+            ("panic", Level::Critical),
+            ("alert", Level::Critical),
+            ("emergency", Level::Critical),
+            ("emerg", Level::Critical),
+        ];
         let s = s.trim();
-        if s.len() > 12 {
-            return None;
-        }
-        let lower = s.to_ascii_lowercase();
-        Some(match lower.as_str() {
-            "trace" | "debug" | "dbg" | "verbose" => Level::Debug,
-            "info" | "information" | "informational" | "notice" | "log" => Level::Info,
-            "warn" | "warning" => Level::Warning,
-            "error" | "err" | "exception" => Level::Error,
-            "critical" | "crit" | "fatal" | "panic" | "alert" | "emergency" | "emerg" => {
-                Level::Critical
-            }
-            _ => return None,
-        })
+        NAMES
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(s))
+            .map(|(_, l)| *l)
     }
 
     /// Maps an OpenTelemetry severity number (1–24) to a level.
@@ -166,5 +180,24 @@ impl LogRecord {
             m.insert("truncated".into(), json!(true));
         }
         Value::Object(m)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn level_spellings() {
+        assert_eq!(Level::parse("WARN"), Some(Level::Warning));
+        assert_eq!(Level::parse(" Error "), Some(Level::Error));
+        assert_eq!(Level::parse("FATAL"), Some(Level::Critical));
+        assert_eq!(Level::parse("trace"), Some(Level::Debug));
+        assert_eq!(Level::parse("loud"), None);
+        assert_eq!(Level::parse(""), None);
+        for l in Level::ALL {
+            assert_eq!(Level::parse(l.as_str()), Some(l));
+            assert_eq!(Level::from_u8(l.severity()), Some(l));
+        }
     }
 }
