@@ -147,7 +147,7 @@ pub fn parse_timestamp(s: &str) -> Option<i64> {
     let mut secs = days_from_civil(year, month, day) * 86_400;
     let mut nanos: i64 = 0;
     if c.peek().is_none() {
-        return Some(secs * 1_000_000_000);
+        return secs.checked_mul(1_000_000_000);
     }
     if !(c.eat(b'T') || c.eat(b't') || c.eat(b' ')) {
         return None;

@@ -43,6 +43,8 @@ pub struct Limits {
     pub max_record_bytes: usize,
     /// Most per-line errors listed in an ingest answer (all are counted).
     pub max_reported_errors: usize,
+    /// Most lines in one NDJSON request (each costs memory until flushed). Over it: 413.
+    pub max_lines_per_request: usize,
     /// Ingest requests processed at once; more get 503 + Retry-After.
     pub max_concurrent_ingest: usize,
     /// Most rows a read API returns per page.
@@ -89,6 +91,7 @@ impl Default for Limits {
             max_decompressed_bytes: 128 * 1024 * 1024,
             max_record_bytes: sightline_pipeline::normalize::DEFAULT_MAX_RECORD_BYTES,
             max_reported_errors: 100,
+            max_lines_per_request: 500_000,
             max_concurrent_ingest: 256,
             max_query_limit: 10_000,
         }

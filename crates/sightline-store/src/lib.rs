@@ -42,6 +42,9 @@ use std::time::{Duration, Instant};
 /// Queue of batches waiting for the WAL writer. A full queue answers
 /// `Overloaded` (HTTP 503 + Retry-After) instead of growing memory.
 pub const WAL_QUEUE_DEPTH: usize = 4096;
+/// Records are framed in pieces of about this many bytes (a frame over
+/// `wal::MAX_FRAME_BYTES` would be refused on replay).
+pub const FRAME_TARGET_BYTES: usize = 16 * 1024 * 1024;
 /// Most bytes written in one group commit.
 pub const MAX_GROUP_BYTES: usize = 32 * 1024 * 1024;
 /// How often the writer wakes without work (age-based flush, batch fsync).
@@ -50,6 +53,9 @@ pub const WRITER_TICK: Duration = Duration::from_millis(100);
 pub const SMALL_PART_ROWS: i64 = 262_144;
 /// Upper bound on the rows of one compaction (bounds its memory).
 pub const MAX_COMPACTION_ROWS: i64 = 524_288;
+/// … and on its compressed input bytes (inputs are decoded in memory; parts
+/// compress ~17×, so 16 MiB is ~300 MiB decoded).
+pub const MAX_COMPACTION_BYTES: i64 = 16 * 1024 * 1024;
 /// How often retention runs.
 pub const RETENTION_EVERY: Duration = Duration::from_secs(60);
 
@@ -137,7 +143,8 @@ pub type Done = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 
 enum WalOp {
     Append {
-        payload: Vec<u8>,
+        /// One WAL frame each (a large batch is split across frames).
+        payloads: Vec<Vec<u8>>,
         records: Vec<LogRecord>,
         bytes: usize,
         done: Done,
@@ -381,9 +388,21 @@ impl LogStore {
                 "unflushed data over the memory budget",
             ));
         }
-        let payload = wal::compress(&codec::encode_logs(&records));
+        // Frames of at most FRAME_TARGET_BYTES of records each, so that no frame
+        // nears MAX_FRAME_BYTES however large the batch.
+        let mut payloads = Vec::new();
+        let mut start = 0;
+        let mut acc = 0;
+        for (i, r) in records.iter().enumerate() {
+            acc += r.approx_bytes();
+            if acc >= FRAME_TARGET_BYTES || i + 1 == records.len() {
+                payloads.push(wal::compress(&codec::encode_logs(&records[start..=i])));
+                start = i + 1;
+                acc = 0;
+            }
+        }
         match self.tx.try_send(WalOp::Append {
-            payload,
+            payloads,
             records,
             bytes,
             done,
@@ -564,8 +583,8 @@ fn writer_loop(inner: Arc<Inner>, rx: Receiver<WalOp>, mut seg: wal::SegmentWrit
         while group_bytes < MAX_GROUP_BYTES {
             match rx.try_recv() {
                 Ok(op) => {
-                    if let WalOp::Append { payload, .. } = &op {
-                        group_bytes += payload.len();
+                    if let WalOp::Append { payloads, .. } = &op {
+                        group_bytes += payloads.iter().map(Vec::len).sum::<usize>();
                     }
                     group.push(op);
                 }
@@ -579,12 +598,14 @@ fn writer_loop(inner: Arc<Inner>, rx: Receiver<WalOp>, mut seg: wal::SegmentWrit
         for op in group {
             match op {
                 WalOp::Append {
-                    payload,
+                    payloads,
                     records,
                     bytes,
                     done,
                 } => {
-                    wal::frame_into(&mut buf, &payload);
+                    for p in &payloads {
+                        wal::frame_into(&mut buf, p);
+                    }
                     appends.push((records, bytes, done));
                 }
                 WalOp::Flush { done } => flushes.push(done),
@@ -593,10 +614,22 @@ fn writer_loop(inner: Arc<Inner>, rx: Receiver<WalOp>, mut seg: wal::SegmentWrit
         }
         if !appends.is_empty() {
             let t = Instant::now();
+            let before = seg.len();
             let result = seg.write(&buf).and_then(|_| match inner.cfg.fsync {
-                FsyncPolicy::Always => seg.sync(),
+                FsyncPolicy::Always => seg.sync().inspect_err(|_| {
+                    // Not acknowledged: drop the frames so a retry is not stored twice.
+                    if let Err(e) = seg.rollback(before) {
+                        tracing::error!(error = %e, "cannot roll back unsynced wal frames");
+                    }
+                }),
                 FsyncPolicy::Batch => {
                     dirty = true;
+                    if last_sync.elapsed() >= WRITER_TICK {
+                        last_sync = Instant::now();
+                        if seg.sync().is_ok() {
+                            dirty = false;
+                        }
+                    }
                     Ok(())
                 }
             });
@@ -862,9 +895,7 @@ fn flush_frozen(inner: &Arc<Inner>, f: &Arc<Frozen>) -> Result<(), StoreError> {
             (a.service.as_str(), a.timestamp_ns).cmp(&(b.service.as_str(), b.timestamp_ns))
         });
         // Built and encoded a chunk at a time: memory is one chunk, not a copy of the head.
-        let mut chunks = rows
-            .chunks(part::BUILD_CHUNK_ROWS)
-            .map(|c| Ok(part::to_batch(c)));
+        let mut chunks = build_chunks(rows).map(|c| Ok(part::to_batch(c)));
         match write_part_file(inner, &day, &mut chunks, rows.len(), 0) {
             Ok(m) => metas.push(m),
             Err(e) => {
@@ -902,8 +933,42 @@ fn flush_frozen(inner: &Arc<Inner>, f: &Arc<Frozen>) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Splits sorted rows into pieces of at most `part::BUILD_CHUNK_ROWS` rows and
+/// `part::BUILD_CHUNK_BYTES` bytes (Arrow string columns hold at most 2 GiB).
+fn build_chunks<'a>(rows: &'a [&'a LogRecord]) -> impl Iterator<Item = &'a [&'a LogRecord]> {
+    let mut start = 0;
+    std::iter::from_fn(move || {
+        if start >= rows.len() {
+            return None;
+        }
+        let mut end = start;
+        let mut bytes = 0;
+        while end < rows.len()
+            && end - start < part::BUILD_CHUNK_ROWS
+            && (end == start || bytes < part::BUILD_CHUNK_BYTES)
+        {
+            bytes += rows[end].approx_bytes();
+            end += 1;
+        }
+        let chunk = &rows[start..end];
+        start = end;
+        Some(chunk)
+    })
+}
+
 /// Merges each day's small parts into one, oldest first, bounded in rows.
+/// A panic inside (a bug, or a column over Arrow's limits) is caught and
+/// logged: the flusher thread must survive it, and the inputs stay as they are.
 fn compact(inner: &Arc<Inner>) -> Result<(), StoreError> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| compact_parts(inner))) {
+        Ok(r) => r,
+        Err(_) => Err(StoreError::Corrupt(
+            "compaction panicked; parts left as they were".into(),
+        )),
+    }
+}
+
+fn compact_parts(inner: &Arc<Inner>) -> Result<(), StoreError> {
     let parts = inner.state.read().parts.clone();
     let mut by_day: BTreeMap<&str, Vec<&Arc<PartMeta>>> = BTreeMap::new();
     for p in &parts {
@@ -918,11 +983,15 @@ fn compact(inner: &Arc<Inner>) -> Result<(), StoreError> {
         small.sort_by_key(|p| p.min_ts);
         let mut picked = Vec::new();
         let mut rows = 0;
+        let mut bytes = 0;
         for p in small {
-            if rows + p.rows > MAX_COMPACTION_ROWS && picked.len() >= 2 {
+            if (rows + p.rows > MAX_COMPACTION_ROWS || bytes + p.bytes > MAX_COMPACTION_BYTES)
+                && picked.len() >= 2
+            {
                 break;
             }
             rows += p.rows;
+            bytes += p.bytes;
             picked.push(p.clone());
         }
         if picked.len() < 2 {
@@ -1130,6 +1199,42 @@ mod tests {
         let store = LogStore::open(cfg(copy.path())).unwrap();
         assert_eq!(store.unflushed_rows(), 10);
         assert_eq!(store.stats().replayed_records.load(Relaxed), 10);
+    }
+
+    #[test]
+    fn a_large_batch_is_split_into_frames_and_replays_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LogStore::open(cfg(dir.path())).unwrap();
+        // ~18 MiB of records: more than one FRAME_TARGET_BYTES frame.
+        let batch: Vec<_> = (0..60_000)
+            .map(|i| {
+                let mut r = sample(i);
+                r.attributes = format!("{{\"pad\":\"{}\"}}", "p".repeat(250));
+                r
+            })
+            .collect();
+        assert!(batch.iter().map(|r| r.approx_bytes()).sum::<usize>() > FRAME_TARGET_BYTES);
+        store.append_blocking(batch).unwrap();
+        assert!(store.stats().wal_bytes.load(Relaxed) > 0);
+        let segs = wal::list_segments(dir.path()).unwrap();
+        let frames: usize = segs
+            .iter()
+            .map(|(_, p)| wal::read_segment(p).unwrap().frames.len())
+            .sum();
+        assert!(frames >= 2, "{frames} frames");
+        std::mem::forget(store);
+        let copy = tempfile::tempdir().unwrap();
+        for sub in ["", "wal"] {
+            std::fs::create_dir_all(copy.path().join(sub)).unwrap();
+            for e in std::fs::read_dir(dir.path().join(sub)).unwrap() {
+                let e = e.unwrap();
+                if e.path().is_file() && e.file_name() != "LOCK" {
+                    std::fs::copy(e.path(), copy.path().join(sub).join(e.file_name())).unwrap();
+                }
+            }
+        }
+        let store = LogStore::open(cfg(copy.path())).unwrap();
+        assert_eq!(store.unflushed_rows(), 60_000);
     }
 
     #[test]

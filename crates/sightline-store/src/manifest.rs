@@ -88,15 +88,22 @@ impl Manifest {
 
     /// The last WAL segment whose rows are all in parts (0: none).
     pub fn wal_covered(&self) -> Result<u64, StoreError> {
-        let v: Option<String> = self
-            .conn
-            .query_row(
-                "SELECT value FROM meta WHERE key = 'wal_covered'",
-                [],
-                |r| r.get(0),
-            )
-            .ok();
-        Ok(v.and_then(|v| v.parse().ok()).unwrap_or(0))
+        let v: Option<String> = match self.conn.query_row(
+            "SELECT value FROM meta WHERE key = 'wal_covered'",
+            [],
+            |r| r.get(0),
+        ) {
+            Ok(v) => Some(v),
+            Err(rusqlite::Error::QueryReturnedNoRows) => None,
+            // Defaulting to 0 here would replay rows already in parts.
+            Err(e) => return Err(e.into()),
+        };
+        match v {
+            None => Ok(0),
+            Some(v) => v
+                .parse()
+                .map_err(|_| StoreError::Corrupt(format!("manifest wal_covered = {v:?}"))),
+        }
     }
 
     /// Atomically: add `new` parts, remove `removed` part ids, and (if given)

@@ -41,6 +41,8 @@ pub const ZSTD_LEVEL_FLUSH: i32 = 6;
 /// Rows per Arrow batch when building or merging a part: bounds the memory a
 /// flush or compaction needs beside its input.
 pub const BUILD_CHUNK_ROWS: usize = 65_536;
+/// … and about this many bytes (Arrow string offsets are 32-bit).
+pub const BUILD_CHUNK_BYTES: usize = 256 * 1024 * 1024;
 /// Columns with bloom filters: the join ids.
 pub const BLOOM_COLUMNS: [&str; 4] = ["request_id", "flow_id", "trace_id", "user_id"];
 

@@ -76,7 +76,12 @@ impl SegmentWriter {
             let _ = std::fs::remove_file(&path);
             return Err(e);
         }
-        files::sync_dir(&files::wal_dir(root))?;
+        if let Err(e) = files::sync_dir(&files::wal_dir(root)) {
+            // Leave no file behind, or every later attempt at this id fails.
+            drop(file);
+            let _ = std::fs::remove_file(&path);
+            return Err(e);
+        }
         Ok(SegmentWriter {
             id,
             file,
@@ -109,6 +114,15 @@ impl SegmentWriter {
     }
 
     pub fn sync(&mut self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+
+    /// Cuts the segment back to `len` (frames written but not made durable are
+    /// dropped, so a client's retry cannot store them twice).
+    pub fn rollback(&mut self, len: u64) -> io::Result<()> {
+        self.file.set_len(len)?;
+        self.file.seek(SeekFrom::Start(len))?;
+        self.len = len;
         self.file.sync_data()
     }
 }

@@ -79,6 +79,13 @@ async fn run(
             service: service.as_deref(),
             received_ns: now_ns(),
         };
+        let max_lines = a.config.limits.max_lines_per_request;
+        let n_lines = data.iter().filter(|b| **b == b'\n').count();
+        if n_lines > max_lines {
+            return Err(ApiError::TooLarge(format!(
+                "body has {n_lines} lines; the limit is {max_lines} per request"
+            )));
+        }
         let mut batch = Batch::default();
         let mut answer = IngestAnswer::default();
         for line in sightline_protocol::lines(data) {

@@ -142,6 +142,20 @@ fn broken_bodies_get_their_status_and_memory_stays_bounded() {
         r.body
     );
 
+    // Too many lines in one request: 413 with the count.
+    let many = "x\n".repeat(600_000);
+    let r = s.post(
+        "/api/v1/logs/ingest?service=z",
+        &[("content-encoding", "gzip")],
+        &gzip(many.as_bytes()),
+    );
+    assert_eq!(r.status, 413, "{}", r.body);
+    assert!(
+        r.json()["error"].as_str().unwrap().contains("600000 lines"),
+        "{}",
+        r.body
+    );
+
     // Oversized body: 413.
     let big = vec![b'x'; 2 << 20];
     let r = s.ndjson("z", &big);
