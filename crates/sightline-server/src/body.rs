@@ -50,6 +50,22 @@ pub async fn read_limited(headers: &HeaderMap, body: Body, max: usize) -> Result
     Ok(buf.freeze())
 }
 
+/// Reads and discards a body we are refusing (up to `DRAIN_FACTOR` × `max`
+/// bytes), so that the client reads our answer instead of a reset connection.
+pub async fn drain(body: Body, max: usize) {
+    let cap = (max as u64).saturating_mul(DRAIN_FACTOR as u64);
+    let mut body = body;
+    let mut seen: u64 = 0;
+    while let Some(Ok(frame)) = body.frame().await {
+        if let Ok(data) = frame.into_data() {
+            seen += data.len() as u64;
+            if seen > cap {
+                break;
+            }
+        }
+    }
+}
+
 /// The body's `Content-Encoding`, checked against what we decode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Encoding {

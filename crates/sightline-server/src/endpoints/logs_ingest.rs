@@ -71,41 +71,49 @@ async fn run(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    check_ingest_key(app, headers, p.key.as_deref())?;
-    content_type_ok(headers)?;
     let service = p.service.filter(|s| !s.is_empty() && s.len() <= 256);
-    let ((batch, answer), _slot) = receive(app, ENDPOINT, headers, body, move |a, data| {
-        let ctx = Context {
-            service: service.as_deref(),
-            received_ns: now_ns(),
-        };
-        let max_lines = a.config.limits.max_lines_per_request;
-        let n_lines = data.iter().filter(|b| **b == b'\n').count();
-        if n_lines > max_lines {
-            return Err(ApiError::TooLarge(format!(
-                "body has {n_lines} lines; the limit is {max_lines} per request"
-            )));
-        }
-        let mut batch = Batch::default();
-        let mut answer = IngestAnswer::default();
-        for line in sightline_protocol::lines(data) {
-            match a.normalizer.line(line.bytes, ctx) {
-                Ok(normalized) => batch.push(normalized),
-                Err(e) => {
-                    answer.rejected += 1;
-                    a.metrics.rejected.inc_by(&[ENDPOINT, e.code], 1);
-                    if answer.errors.len() < a.config.limits.max_reported_errors {
-                        answer.errors.push(LineError {
-                            line: line.number,
-                            reason: e.reason,
-                        });
+    let ((batch, answer), _slot) = receive(
+        app,
+        ENDPOINT,
+        headers,
+        body,
+        || {
+            check_ingest_key(app, headers, p.key.as_deref())?;
+            content_type_ok(headers)
+        },
+        move |a, data| {
+            let ctx = Context {
+                service: service.as_deref(),
+                received_ns: now_ns(),
+            };
+            let max_lines = a.config.limits.max_lines_per_request;
+            let n_lines = data.iter().filter(|b| **b == b'\n').count();
+            if n_lines > max_lines {
+                return Err(ApiError::TooLarge(format!(
+                    "body has {n_lines} lines; the limit is {max_lines} per request"
+                )));
+            }
+            let mut batch = Batch::default();
+            let mut answer = IngestAnswer::default();
+            for line in sightline_protocol::lines(data) {
+                match a.normalizer.line(line.bytes, ctx) {
+                    Ok(normalized) => batch.push(normalized),
+                    Err(e) => {
+                        answer.rejected += 1;
+                        a.metrics.rejected.inc_by(&[ENDPOINT, e.code], 1);
+                        if answer.errors.len() < a.config.limits.max_reported_errors {
+                            answer.errors.push(LineError {
+                                line: line.number,
+                                reason: e.reason,
+                            });
+                        }
                     }
                 }
             }
-        }
-        answer.accepted = batch.records.len();
-        Ok((batch, answer))
-    })
+            answer.accepted = batch.records.len();
+            Ok((batch, answer))
+        },
+    )
     .await?;
     if batch.records.is_empty() && answer.rejected > 0 {
         return Ok((StatusCode::BAD_REQUEST, Json(answer)).into_response());

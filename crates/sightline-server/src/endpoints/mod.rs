@@ -97,26 +97,45 @@ impl Batch {
     }
 }
 
-/// What every ingest endpoint does after its own auth and content-type checks:
-/// take an ingest slot (held until the answer), read the body within limits,
-/// and run `parse` on the decompressed bytes on a blocking thread.
+/// What every ingest endpoint does: run the endpoint's own `checks` (auth,
+/// content type), check the encoding and the store's capacity, take an ingest
+/// slot (held until the answer), read the body within limits, and run `parse`
+/// on the decompressed bytes on a blocking thread. A request refused before
+/// its body is read still has its body drained, so the client sees the answer.
 pub async fn receive<'a, T, F>(
     app: &'a AppState,
     endpoint: &'static str,
     headers: &HeaderMap,
     body: Body,
+    checks: impl FnOnce() -> Result<(), ApiError>,
     parse: F,
 ) -> Result<(T, SemaphorePermit<'a>), ApiError>
 where
     T: Send + 'static,
     F: FnOnce(&App, &[u8]) -> Result<T, ApiError> + Send + 'static,
 {
-    let enc = body::encoding(headers)?;
-    // Refuse before reading and parsing the body when the store is full.
-    app.store.check_capacity()?;
-    let slot = app.ingest_slots.try_acquire().map_err(|_| {
-        ApiError::Overloaded("too many concurrent ingest requests; retry later".into())
-    })?;
+    let early = checks()
+        .and_then(|_| body::encoding(headers))
+        // Refuse before parsing the body when the store is full.
+        .and_then(|enc| {
+            app.store
+                .check_capacity()
+                .map(|_| enc)
+                .map_err(ApiError::from)
+        })
+        .and_then(|enc| {
+            let slot = app.ingest_slots.try_acquire().map_err(|_| {
+                ApiError::Overloaded("too many concurrent ingest requests; retry later".into())
+            })?;
+            Ok((enc, slot))
+        });
+    let (enc, slot) = match early {
+        Ok(v) => v,
+        Err(e) => {
+            body::drain(body, app.config.limits.max_body_bytes).await;
+            return Err(e);
+        }
+    };
     let raw = body::read_limited(headers, body, app.config.limits.max_body_bytes).await?;
     let max = app.config.limits.max_decompressed_bytes;
     let a = app.clone();

@@ -57,9 +57,13 @@ async fn run(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    check_ingest_key(app, headers, p.key.as_deref())?;
-    let otlp = encoding_of(headers)?;
-    let (batch, _slot) = receive(app, ENDPOINT, headers, body, move |a, data| {
+    // Checked again inside `receive` (which drains the body when refusing).
+    let otlp = encoding_of(headers).unwrap_or(OtlpEncoding::Protobuf);
+    let checks = || {
+        check_ingest_key(app, headers, p.key.as_deref())?;
+        encoding_of(headers).map(|_| ())
+    };
+    let (batch, _slot) = receive(app, ENDPOINT, headers, body, checks, move |a, data| {
         let logs = sightline_protocol::decode_logs(data, otlp)
             .map_err(|e| ApiError::BadRequest(e.to_string()))?;
         let ctx = Context {
