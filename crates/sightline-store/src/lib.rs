@@ -1082,6 +1082,22 @@ mod tests {
     use super::*;
     use codec::tests::sample;
 
+    /// The data dir as a crash left it (WAL and manifest, no lock), copied so a
+    /// second store can open it while the forgotten one still holds the lock.
+    fn crashed_copy(dir: &Path) -> tempfile::TempDir {
+        let copy = tempfile::tempdir().unwrap();
+        for sub in ["", "wal"] {
+            std::fs::create_dir_all(copy.path().join(sub)).unwrap();
+            for e in std::fs::read_dir(dir.join(sub)).unwrap() {
+                let e = e.unwrap();
+                if e.path().is_file() && e.file_name() != "LOCK" {
+                    std::fs::copy(e.path(), copy.path().join(sub).join(e.file_name())).unwrap();
+                }
+            }
+        }
+        copy
+    }
+
     fn cfg(dir: &Path) -> StoreConfig {
         StoreConfig::new(dir)
     }
@@ -1184,18 +1200,7 @@ mod tests {
             .unwrap();
         // Simulate a crash: skip the shutdown flush.
         std::mem::forget(store);
-        // The forgotten store still holds the lock file in this process; the
-        // lock is per open file description, so open a fresh copy of the dir.
-        let copy = tempfile::tempdir().unwrap();
-        for sub in ["", "wal"] {
-            std::fs::create_dir_all(copy.path().join(sub)).unwrap();
-            for e in std::fs::read_dir(dir.path().join(sub)).unwrap() {
-                let e = e.unwrap();
-                if e.path().is_file() && e.file_name() != "LOCK" {
-                    std::fs::copy(e.path(), copy.path().join(sub).join(e.file_name())).unwrap();
-                }
-            }
-        }
+        let copy = crashed_copy(dir.path());
         let store = LogStore::open(cfg(copy.path())).unwrap();
         assert_eq!(store.unflushed_rows(), 10);
         assert_eq!(store.stats().replayed_records.load(Relaxed), 10);
@@ -1223,16 +1228,7 @@ mod tests {
             .sum();
         assert!(frames >= 2, "{frames} frames");
         std::mem::forget(store);
-        let copy = tempfile::tempdir().unwrap();
-        for sub in ["", "wal"] {
-            std::fs::create_dir_all(copy.path().join(sub)).unwrap();
-            for e in std::fs::read_dir(dir.path().join(sub)).unwrap() {
-                let e = e.unwrap();
-                if e.path().is_file() && e.file_name() != "LOCK" {
-                    std::fs::copy(e.path(), copy.path().join(sub).join(e.file_name())).unwrap();
-                }
-            }
-        }
+        let copy = crashed_copy(dir.path());
         let store = LogStore::open(cfg(copy.path())).unwrap();
         assert_eq!(store.unflushed_rows(), 60_000);
     }
