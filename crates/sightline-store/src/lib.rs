@@ -390,17 +390,11 @@ impl LogStore {
         }
         // Frames of at most FRAME_TARGET_BYTES of records each, so that no frame
         // nears MAX_FRAME_BYTES however large the batch.
-        let mut payloads = Vec::new();
-        let mut start = 0;
-        let mut acc = 0;
-        for (i, r) in records.iter().enumerate() {
-            acc += r.approx_bytes();
-            if acc >= FRAME_TARGET_BYTES || i + 1 == records.len() {
-                payloads.push(wal::compress(&codec::encode_logs(&records[start..=i])));
-                start = i + 1;
-                acc = 0;
-            }
-        }
+        let payloads = chunks_by_bytes(&records, usize::MAX, FRAME_TARGET_BYTES, |r| {
+            r.approx_bytes()
+        })
+        .map(|c| wal::compress(&codec::encode_logs(c)))
+        .collect();
         match self.tx.try_send(WalOp::Append {
             payloads,
             records,
@@ -895,7 +889,11 @@ fn flush_frozen(inner: &Arc<Inner>, f: &Arc<Frozen>) -> Result<(), StoreError> {
             (a.service.as_str(), a.timestamp_ns).cmp(&(b.service.as_str(), b.timestamp_ns))
         });
         // Built and encoded a chunk at a time: memory is one chunk, not a copy of the head.
-        let mut chunks = build_chunks(rows).map(|c| Ok(part::to_batch(c)));
+        let mut chunks =
+            chunks_by_bytes(rows, part::BUILD_CHUNK_ROWS, part::BUILD_CHUNK_BYTES, |r| {
+                r.approx_bytes()
+            })
+            .map(|c| Ok(part::to_batch(c)));
         match write_part_file(inner, &day, &mut chunks, rows.len(), 0) {
             Ok(m) => metas.push(m),
             Err(e) => {
@@ -933,24 +931,28 @@ fn flush_frozen(inner: &Arc<Inner>, f: &Arc<Frozen>) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Splits sorted rows into pieces of at most `part::BUILD_CHUNK_ROWS` rows and
-/// `part::BUILD_CHUNK_BYTES` bytes (Arrow string columns hold at most 2 GiB).
-fn build_chunks<'a>(rows: &'a [&'a LogRecord]) -> impl Iterator<Item = &'a [&'a LogRecord]> {
+/// Splits `items` into consecutive pieces of at most `max_rows` items whose
+/// `size` adds up to about `max_bytes` (a piece ends on the item that reaches
+/// it; one item alone may exceed it). Used for WAL frames and for part build
+/// chunks (Arrow string columns hold at most 2 GiB).
+fn chunks_by_bytes<'a, T>(
+    items: &'a [T],
+    max_rows: usize,
+    max_bytes: usize,
+    size: impl Fn(&T) -> usize + 'a,
+) -> impl Iterator<Item = &'a [T]> + 'a {
     let mut start = 0;
     std::iter::from_fn(move || {
-        if start >= rows.len() {
+        if start >= items.len() {
             return None;
         }
         let mut end = start;
         let mut bytes = 0;
-        while end < rows.len()
-            && end - start < part::BUILD_CHUNK_ROWS
-            && (end == start || bytes < part::BUILD_CHUNK_BYTES)
-        {
-            bytes += rows[end].approx_bytes();
+        while end < items.len() && end - start < max_rows && (end == start || bytes < max_bytes) {
+            bytes += size(&items[end]);
             end += 1;
         }
-        let chunk = &rows[start..end];
+        let chunk = &items[start..end];
         start = end;
         Some(chunk)
     })

@@ -71,29 +71,18 @@ pub fn schema() -> SchemaRef {
     static S: OnceLock<SchemaRef> = OnceLock::new();
     S.get_or_init(|| {
         let ts = DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()));
-        let mut fields = vec![
-            Field::new("timestamp", ts.clone(), false),
-            Field::new("received_at", ts, false),
-            Field::new("service", DataType::Utf8, false),
-            Field::new("environment", DataType::Utf8, true),
-            Field::new("level", DataType::Utf8, false),
-            Field::new("severity", DataType::UInt8, false),
-            Field::new("message", DataType::Utf8, false),
-        ];
-        for c in [
-            "logger",
-            "request_id",
-            "flow_id",
-            "trace_id",
-            "span_id",
-            "user_id",
-            "exception",
-            "host",
-        ] {
-            fields.push(Field::new(c, DataType::Utf8, true));
-        }
-        fields.push(Field::new("attributes", DataType::Utf8, false));
-        fields.push(Field::new("truncated", DataType::Boolean, false));
+        let fields: Vec<Field> = COLUMNS
+            .iter()
+            .map(|&c| match c {
+                "timestamp" | "received_at" => Field::new(c, ts.clone(), false),
+                "severity" => Field::new(c, DataType::UInt8, false),
+                "truncated" => Field::new(c, DataType::Boolean, false),
+                "service" | "level" | "message" | "attributes" => {
+                    Field::new(c, DataType::Utf8, false)
+                }
+                _ => Field::new(c, DataType::Utf8, true),
+            })
+            .collect();
         Arc::new(Schema::new(fields))
     })
     .clone()
