@@ -162,7 +162,21 @@ enum FlushOp {
     Shutdown,
 }
 
-type Chunk = Arc<Vec<LogRecord>>;
+/// Records appended together (one ingest request), immutable once in the head.
+pub type Chunk = Arc<Vec<LogRecord>>;
+
+/// Called with every chunk once it is durable (acknowledged) and in the head.
+pub type AppendHook = Box<dyn Fn(&Chunk) + Send + Sync>;
+
+/// What a query reads: the head and frozen heads (records in memory) and the
+/// live parts, taken at one instant. Parts may be compacted away afterwards:
+/// opening one can then fail with `NotFound` and the query takes a new snapshot.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub chunks: Vec<Chunk>,
+    pub parts: Vec<Arc<PartMeta>>,
+    pub data_dir: PathBuf,
+}
 
 /// A head that has been closed and waits to become parts.
 struct Frozen {
@@ -192,6 +206,7 @@ struct Inner {
     /// Set by the writer when it stops: the flusher gives up retrying then.
     closing: std::sync::atomic::AtomicBool,
     flush_tx: Sender<FlushOp>,
+    on_append: RwLock<Option<AppendHook>>,
 }
 
 /// The log store. Cheap to share behind an `Arc`.
@@ -336,6 +351,7 @@ impl LogStore {
             part_seq: AtomicU64::new(0),
             closing: std::sync::atomic::AtomicBool::new(false),
             flush_tx,
+            on_append: RwLock::new(None),
             cfg,
         });
         let w = inner.clone();
@@ -471,6 +487,26 @@ impl LogStore {
                 .iter()
                 .map(|f| f.chunks.iter().map(|c| c.len()).sum::<usize>())
                 .sum::<usize>()
+    }
+
+    /// The head, frozen heads and live parts at this instant.
+    pub fn snapshot(&self) -> Snapshot {
+        let s = self.inner.state.read();
+        let mut chunks: Vec<Chunk> = s.head.clone();
+        for f in &s.frozen {
+            chunks.extend(f.chunks.iter().cloned());
+        }
+        Snapshot {
+            chunks,
+            parts: s.parts.clone(),
+            data_dir: self.inner.cfg.data_dir.clone(),
+        }
+    }
+
+    /// Sets the function called with every chunk once it is acknowledged (live
+    /// tail). It runs on the WAL writer thread: it must not block.
+    pub fn on_append(&self, hook: AppendHook) {
+        *self.inner.on_append.write() = Some(hook);
     }
 
     /// Matching records, newest first, at most `q.limit`.
@@ -638,6 +674,7 @@ fn writer_loop(inner: Arc<Inner>, rx: Receiver<WalOp>, mut seg: wal::SegmentWrit
                     st.wal_bytes.fetch_add(buf.len() as u64, Relaxed);
                     st.wal_healthy.store(true, Relaxed);
                     let mut dones = Vec::with_capacity(appends.len());
+                    let mut pushed: Vec<Chunk> = Vec::with_capacity(appends.len());
                     {
                         let mut s = inner.state.write();
                         for (records, bytes, done) in appends {
@@ -646,12 +683,19 @@ fn writer_loop(inner: Arc<Inner>, rx: Receiver<WalOp>, mut seg: wal::SegmentWrit
                             s.head_bytes += bytes;
                             s.head_since.get_or_insert_with(Instant::now);
                             inner.pending_bytes.fetch_add(bytes, Relaxed);
-                            s.head.push(Arc::new(records));
+                            let c = Arc::new(records);
+                            s.head.push(c.clone());
+                            pushed.push(c);
                             dones.push(done);
                         }
                     }
                     for d in dones {
                         d(Ok(()));
+                    }
+                    if let Some(hook) = inner.on_append.read().as_ref() {
+                        for c in &pushed {
+                            hook(c);
+                        }
                     }
                 }
                 Err(e) => {

@@ -282,7 +282,7 @@ fn col<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> &'a T {
         .unwrap_or_else(|| panic!("column {name} has the part schema's type"))
 }
 
-fn col_index(name: &str) -> usize {
+pub fn col_index(name: &str) -> usize {
     COLUMNS
         .iter()
         .position(|c| *c == name)

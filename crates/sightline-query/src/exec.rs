@@ -1,0 +1,403 @@
+//! The executor: plans a filter against a store snapshot (time pruning from
+//! the manifest and row-group statistics, service/severity statistics, bloom
+//! filters on the id columns), reads only the row groups and columns needed
+//! with the filter pushed into the Parquet reader (late materialization), and
+//! streams the surviving batches into a sink (logs page, aggregation, facets,
+//! flows) under a deadline.
+
+use crate::eval::Filter;
+use crate::lang::{CmpOp, Column, Expr, Field, Match};
+use crate::QueryError;
+use arrow::array::{Array, BooleanArray, RecordBatch, TimestampNanosecondArray};
+use parking_lot::Mutex;
+use parquet::arrow::arrow_reader::{
+    ArrowPredicate, ArrowPredicateFn, ArrowReaderMetadata, ArrowReaderOptions,
+    ParquetRecordBatchReaderBuilder, RowFilter,
+};
+use parquet::arrow::ProjectionMask;
+use parquet::file::statistics::Statistics;
+use sightline_pipeline::LogRecord;
+use sightline_store::{part, Snapshot};
+use std::collections::{BTreeSet, HashMap};
+use std::fs::File;
+use std::time::Instant;
+
+/// Rows per batch read from a part.
+pub const READ_BATCH_ROWS: usize = 8192;
+
+/// What a scan reports about the work it did.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct ScanStats {
+    pub parts_total: usize,
+    pub parts_read: usize,
+    pub row_groups_total: usize,
+    pub row_groups_read: usize,
+    pub head_rows: usize,
+    pub rows_matched: usize,
+}
+
+/// Where matching rows go. Batches hold the part schema's columns named by
+/// `columns()` (or all of them), and only rows that matched.
+pub trait Sink {
+    /// Part columns the sink reads from matching rows.
+    fn columns(&self) -> BTreeSet<&'static str>;
+    /// Whether rows at or before `max_ts` can still change the answer
+    /// (newest-first sinks stop once they are full).
+    fn wants(&self, _max_ts: i64) -> bool {
+        true
+    }
+    fn push(&mut self, batch: &RecordBatch) -> Result<(), QueryError>;
+}
+
+/// The filter split for the reader: conjuncts ordered cheapest first, and
+/// what statistics and bloom filters can prune.
+#[derive(Debug)]
+pub struct Plan {
+    pub filter: Filter,
+    conjuncts: Vec<(Filter, BTreeSet<&'static str>)>,
+    pub start_ns: i64,
+    pub end_ns: i64,
+    service: Option<String>,
+    ids: Vec<(&'static str, String)>,
+    min_severity: Option<u8>,
+    max_severity: Option<u8>,
+}
+
+fn cost(cols: &BTreeSet<&'static str>) -> u8 {
+    if cols.contains("attributes") {
+        4
+    } else if cols.contains("message") || cols.contains("exception") {
+        3
+    } else if cols.contains("severity") {
+        1
+    } else {
+        2
+    }
+}
+
+impl Plan {
+    pub fn new(expr: &Expr, start_ns: i64, end_ns: i64) -> Plan {
+        let parts: Vec<&Expr> = match expr {
+            Expr::And(v) => v.iter().collect(),
+            Expr::All => vec![],
+            e => vec![e],
+        };
+        let (mut service, mut ids, mut min_sev, mut max_sev) = (None, Vec::new(), None, None);
+        for e in &parts {
+            let Expr::Term(t) = e else { continue };
+            match (&t.field, &t.op) {
+                (Field::Column(Column::Service), Match::Eq(v)) => service = Some(v.clone()),
+                (Field::Column(c), Match::Eq(v)) if c.has_bloom() => {
+                    ids.push((c.name(), v.clone()))
+                }
+                (Field::Column(Column::Level), Match::Cmp(_, v) | Match::Eq(v)) => {
+                    let Some(s) = sightline_pipeline::Level::parse(v).map(|l| l.severity()) else {
+                        continue;
+                    };
+                    match &t.op {
+                        Match::Eq(_) => {
+                            min_sev = Some(s);
+                            max_sev = Some(s);
+                        }
+                        Match::Cmp(CmpOp::Ge | CmpOp::Gt, _) => min_sev = Some(s),
+                        Match::Cmp(CmpOp::Le | CmpOp::Lt, _) => max_sev = Some(s),
+                        _ => {}
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut conjuncts: Vec<(Filter, BTreeSet<&'static str>)> = parts
+            .iter()
+            .map(|e| {
+                let f = Filter::new(e);
+                let mut cols = BTreeSet::new();
+                f.columns(&mut cols);
+                (f, cols)
+            })
+            .collect();
+        conjuncts.sort_by_key(|(_, c)| cost(c));
+        Plan {
+            filter: Filter::new(expr),
+            conjuncts,
+            start_ns,
+            end_ns,
+            service,
+            ids,
+            min_severity: min_sev,
+            max_severity: max_sev,
+        }
+    }
+
+    fn head_candidate(&self, r: &LogRecord) -> bool {
+        r.timestamp_ns >= self.start_ns
+            && r.timestamp_ns < self.end_ns
+            && self.service.as_ref().is_none_or(|s| *s == r.service)
+            && self.ids.iter().all(|(c, v)| {
+                let got = match *c {
+                    "request_id" => r.request_id.as_deref(),
+                    "flow_id" => r.flow_id.as_deref(),
+                    "trace_id" => r.trace_id.as_deref(),
+                    _ => r.user_id.as_deref(),
+                };
+                got == Some(v.as_str())
+            })
+    }
+}
+
+/// Footers of parts already opened (parts are immutable: a part id and size
+/// name the same bytes for its whole life).
+#[derive(Debug, Default)]
+pub struct MetaCache {
+    map: Mutex<HashMap<(i64, i64, String), ArrowReaderMetadata>>,
+}
+
+/// Most part footers kept.
+const META_CACHE_ENTRIES: usize = 4096;
+
+impl MetaCache {
+    fn get(
+        &self,
+        snap: &Snapshot,
+        p: &sightline_store::manifest::PartMeta,
+    ) -> Result<(ArrowReaderMetadata, File), QueryError> {
+        let path = snap.data_dir.join(&p.path);
+        let key = (p.id, p.bytes, p.path.clone());
+        if let Some(m) = self.map.lock().get(&key) {
+            return Ok((m.clone(), File::open(&path)?));
+        }
+        let b = part::open(&path)?;
+        let meta = ArrowReaderMetadata::try_new(b.metadata().clone(), ArrowReaderOptions::new())?;
+        let mut map = self.map.lock();
+        if map.len() >= META_CACHE_ENTRIES {
+            map.clear();
+        }
+        map.insert(key, meta.clone());
+        Ok((meta, File::open(&path)?))
+    }
+}
+
+/// One query's budget.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    pub deadline: Instant,
+}
+
+impl Budget {
+    pub fn check(&self) -> Result<(), QueryError> {
+        if Instant::now() > self.deadline {
+            Err(QueryError::Timeout)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+struct Group {
+    part: usize,
+    rg: usize,
+    max_ts: i64,
+    /// Every row of the group is inside the time range.
+    inside: bool,
+}
+
+fn i64_stats(s: Option<&Statistics>) -> Option<(i64, i64)> {
+    match s {
+        Some(Statistics::Int64(s)) => Some((*s.min_opt()?, *s.max_opt()?)),
+        _ => None,
+    }
+}
+
+/// Runs the plan over the snapshot in newest-first order, feeding `sink`.
+pub fn scan(
+    snap: &Snapshot,
+    cache: &MetaCache,
+    plan: &Plan,
+    budget: Budget,
+    sink: &mut dyn Sink,
+) -> Result<ScanStats, QueryError> {
+    let mut stats = ScanStats::default();
+    // The head: records in memory, filtered row by row, then handed over as
+    // one batch per chunk.
+    let mut head: Vec<&LogRecord> = Vec::new();
+    for c in &snap.chunks {
+        for r in c.iter() {
+            if plan.head_candidate(r) && plan.filter.matches_record(r) {
+                head.push(r);
+            }
+        }
+        stats.head_rows += c.len();
+    }
+    head.sort_by_key(|r| std::cmp::Reverse(r.timestamp_ns));
+    for rows in head.chunks(READ_BATCH_ROWS) {
+        budget.check()?;
+        if !sink.wants(rows[0].timestamp_ns) {
+            break;
+        }
+        stats.rows_matched += rows.len();
+        sink.push(&part::to_batch(rows))?;
+    }
+
+    // Parts: prune by the manifest's time range, then row groups by statistics
+    // and bloom filters; read newest groups first.
+    let parts: Vec<_> = snap
+        .parts
+        .iter()
+        .filter(|p| p.max_ts >= plan.start_ns && p.min_ts < plan.end_ns)
+        .collect();
+    stats.parts_total = snap.parts.len();
+    let mut metas = Vec::with_capacity(parts.len());
+    let mut groups: Vec<Group> = Vec::new();
+    let sev_idx = part::col_index("severity");
+    let svc_idx = part::col_index("service");
+    for (pi, p) in parts.iter().enumerate() {
+        let (meta, file) = cache.get(snap, p)?;
+        let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta.clone());
+        'rg: for (i, rg) in meta.metadata().row_groups().iter().enumerate() {
+            stats.row_groups_total += 1;
+            let (lo, hi) = i64_stats(rg.column(0).statistics()).unwrap_or((i64::MIN, i64::MAX));
+            if hi < plan.start_ns || lo >= plan.end_ns {
+                continue;
+            }
+            if let Some(svc) = &plan.service {
+                if let Some(Statistics::ByteArray(s)) = rg.column(svc_idx).statistics() {
+                    if let (Some(min), Some(max)) = (s.min_opt(), s.max_opt()) {
+                        let svc = svc.as_bytes();
+                        if svc < min.data() || svc > max.data() {
+                            continue;
+                        }
+                    }
+                }
+            }
+            if plan.min_severity.is_some() || plan.max_severity.is_some() {
+                if let Some(Statistics::Int32(s)) = rg.column(sev_idx).statistics() {
+                    if let (Some(min), Some(max)) = (s.min_opt(), s.max_opt()) {
+                        if plan.min_severity.is_some_and(|m| (*max as u8) < m)
+                            || plan.max_severity.is_some_and(|m| (*min as u8) > m)
+                        {
+                            continue;
+                        }
+                    }
+                }
+            }
+            for (name, want) in &plan.ids {
+                if let Some(sbbf) =
+                    builder.get_row_group_column_bloom_filter(i, part::col_index(name))?
+                {
+                    if !sbbf.check(&want.as_str()) {
+                        continue 'rg;
+                    }
+                }
+            }
+            groups.push(Group {
+                part: pi,
+                rg: i,
+                max_ts: hi,
+                inside: lo >= plan.start_ns && hi < plan.end_ns,
+            });
+        }
+        metas.push(meta);
+    }
+    groups.sort_by_key(|g| std::cmp::Reverse(g.max_ts));
+    let out_cols = sink.columns();
+    let mut parts_read = BTreeSet::new();
+    for g in groups {
+        budget.check()?;
+        if !sink.wants(g.max_ts) {
+            break;
+        }
+        parts_read.insert(g.part);
+        stats.row_groups_read += 1;
+        let p = parts[g.part];
+        let file = File::open(snap.data_dir.join(&p.path))?;
+        let meta = &metas[g.part];
+        let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta.clone());
+        let schema = meta.parquet_schema();
+        let mask = |cols: &BTreeSet<&'static str>| {
+            ProjectionMask::roots(schema, cols.iter().map(|c| part::col_index(c)))
+        };
+        let mut preds: Vec<Box<dyn ArrowPredicate>> = Vec::new();
+        if !g.inside {
+            let (st, en) = (plan.start_ns, plan.end_ns);
+            preds.push(Box::new(ArrowPredicateFn::new(
+                mask(&BTreeSet::from(["timestamp"])),
+                move |b: RecordBatch| {
+                    let ts = b
+                        .column(0)
+                        .as_any()
+                        .downcast_ref::<TimestampNanosecondArray>()
+                        .expect("timestamp column");
+                    Ok(ts
+                        .values()
+                        .iter()
+                        .map(|t| Some(*t >= st && *t < en))
+                        .collect::<BooleanArray>())
+                },
+            )));
+        }
+        for (f, cols) in &plan.conjuncts {
+            if cols.is_empty() {
+                continue;
+            }
+            let f = f.clone();
+            preds.push(Box::new(ArrowPredicateFn::new(
+                mask(cols),
+                move |b: RecordBatch| f.eval(&b),
+            )));
+        }
+        let mut builder = builder
+            .with_row_groups(vec![g.rg])
+            .with_batch_size(READ_BATCH_ROWS)
+            .with_projection(mask(&out_cols));
+        if !preds.is_empty() {
+            builder = builder.with_row_filter(RowFilter::new(preds));
+        }
+        for batch in builder.build()? {
+            let batch = batch?;
+            budget.check()?;
+            if batch.num_rows() == 0 {
+                continue;
+            }
+            stats.rows_matched += batch.num_rows();
+            sink.push(&batch)?;
+        }
+    }
+    stats.parts_read = parts_read.len();
+    Ok(stats)
+}
+
+/// Retries a scan when a part was compacted away between the snapshot and
+/// opening it.
+pub fn with_retry<T>(mut f: impl FnMut() -> Result<T, QueryError>) -> Result<T, QueryError> {
+    let mut attempt = 0;
+    loop {
+        match f() {
+            Err(QueryError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound && attempt < 3 => {
+                attempt += 1
+            }
+            Err(QueryError::Store(sightline_store::StoreError::Io(e)))
+                if e.kind() == std::io::ErrorKind::NotFound && attempt < 3 =>
+            {
+                attempt += 1
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Every part column: what a sink that returns whole records reads.
+pub fn all_columns() -> BTreeSet<&'static str> {
+    part::COLUMNS.iter().copied().collect()
+}
+
+/// A column of a scanned batch by name and type.
+pub fn get<'a, T: 'static>(b: &'a RecordBatch, name: &str) -> Result<&'a T, QueryError> {
+    b.column_by_name(name)
+        .and_then(|c| c.as_any().downcast_ref::<T>())
+        .ok_or_else(|| QueryError::Internal(format!("scanned batch lacks column {name}")))
+}
+
+/// True when a column of a batch is null at `i` (absent columns count as null).
+pub fn is_null(a: &dyn Array, i: usize) -> bool {
+    a.is_null(i)
+}

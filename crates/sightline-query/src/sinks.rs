@@ -1,0 +1,496 @@
+//! What a scan feeds: a page of records newest first (with its cursor), counts
+//! grouped by fields and time buckets, and field facets. Each keeps bounded
+//! state while rows stream through; none materializes the rows it counts.
+
+use crate::eval::{attr_value, json_text};
+use crate::exec::{all_columns, get, Sink};
+use crate::lang::{Column, Field, Key};
+use crate::QueryError;
+use arrow::array::{Array, RecordBatch, StringArray, TimestampNanosecondArray, UInt8Array};
+use serde::Serialize;
+use serde_json::Value;
+use sightline_pipeline::{Level, LogRecord};
+use sightline_store::part;
+use std::cmp::Ordering;
+use std::collections::{BTreeSet, HashMap};
+
+/// The order of a page: newest first, ties broken by content so pages are
+/// stable.
+pub fn newest_first(a: &LogRecord, b: &LogRecord) -> Ordering {
+    b.timestamp_ns
+        .cmp(&a.timestamp_ns)
+        .then_with(|| b.received_ns.cmp(&a.received_ns))
+        .then_with(|| a.service.cmp(&b.service))
+        .then_with(|| a.message.cmp(&b.message))
+        .then_with(|| a.request_id.cmp(&b.request_id))
+        .then_with(|| a.attributes.cmp(&b.attributes))
+}
+
+/// Where the next page starts: rows older than `ts`, and rows at `ts` after
+/// the first `skip`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    pub ts: i64,
+    pub skip: usize,
+}
+
+impl Cursor {
+    pub fn parse(s: &str) -> Result<Cursor, QueryError> {
+        let bad =
+            || QueryError::BadRequest(format!("invalid cursor {s:?}: pass next_cursor unchanged"));
+        let (ts, skip) = s.split_once('.').ok_or_else(bad)?;
+        Ok(Cursor {
+            ts: ts.parse().map_err(|_| bad())?,
+            skip: skip.parse().map_err(|_| bad())?,
+        })
+    }
+    pub fn render(&self) -> String {
+        format!("{}.{}", self.ts, self.skip)
+    }
+}
+
+/// The newest `limit` matching records after the cursor.
+#[derive(Debug)]
+pub struct LogsSink {
+    pub limit: usize,
+    pub cursor: Option<Cursor>,
+    pub max_bytes: usize,
+    rows: Vec<LogRecord>,
+    bytes: usize,
+}
+
+impl LogsSink {
+    pub fn new(limit: usize, cursor: Option<Cursor>, max_bytes: usize) -> LogsSink {
+        LogsSink {
+            limit,
+            cursor,
+            max_bytes,
+            rows: Vec::new(),
+            bytes: 0,
+        }
+    }
+
+    /// Rows kept: the page, the cursor's skipped rows and one more (to know
+    /// whether another page exists).
+    fn keep(&self) -> usize {
+        self.limit + self.cursor.map_or(0, |c| c.skip) + 1
+    }
+
+    fn trim(&mut self) {
+        let keep = self.keep();
+        if self.rows.len() > keep {
+            self.rows.sort_by(newest_first);
+            self.rows.truncate(keep);
+            self.bytes = self.rows.iter().map(|r| r.approx_bytes()).sum();
+        }
+    }
+
+    /// The page and the cursor of the next one.
+    pub fn finish(mut self) -> (Vec<LogRecord>, Option<String>) {
+        self.rows.sort_by(newest_first);
+        let skip = self.cursor.map_or(0, |c| c.skip);
+        let mut rows: Vec<LogRecord> = self.rows.into_iter().skip(skip).collect();
+        let more = rows.len() > self.limit;
+        rows.truncate(self.limit);
+        let next = match (more, rows.last()) {
+            (true, Some(last)) => {
+                let mut same = rows
+                    .iter()
+                    .filter(|r| r.timestamp_ns == last.timestamp_ns)
+                    .count();
+                if let Some(c) = self.cursor.filter(|c| c.ts == last.timestamp_ns) {
+                    same += c.skip;
+                }
+                Some(
+                    Cursor {
+                        ts: last.timestamp_ns,
+                        skip: same,
+                    }
+                    .render(),
+                )
+            }
+            _ => None,
+        };
+        (rows, next)
+    }
+}
+
+impl Sink for LogsSink {
+    fn columns(&self) -> BTreeSet<&'static str> {
+        all_columns()
+    }
+
+    fn wants(&self, max_ts: i64) -> bool {
+        if self.rows.len() < self.keep() {
+            return true;
+        }
+        let mut ts: Vec<i64> = self.rows.iter().map(|r| r.timestamp_ns).collect();
+        let k = self.keep() - 1;
+        ts.select_nth_unstable_by(k, |a, b| b.cmp(a));
+        // The k-th newest is newer than anything left: nothing left can enter.
+        ts[k] <= max_ts
+    }
+
+    fn push(&mut self, batch: &RecordBatch) -> Result<(), QueryError> {
+        let start = self.rows.len();
+        part::batch_to_records(batch, &mut self.rows);
+        self.bytes += self.rows[start..]
+            .iter()
+            .map(|r| r.approx_bytes())
+            .sum::<usize>();
+        if self.rows.len() > 2 * self.keep() + 1024 || self.bytes > self.max_bytes {
+            self.trim();
+        }
+        if self.bytes > self.max_bytes {
+            return Err(QueryError::TooExpensive(format!(
+                "the page is over {} MiB: lower limit or select fewer fields",
+                self.max_bytes >> 20
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// One value of a group key, borrowed from a batch.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum KeyVal<'a> {
+    Time(i64),
+    Str(&'a str),
+    Owned(String),
+}
+
+/// Counts by group keys (fields and time buckets).
+#[derive(Debug)]
+pub struct AggSink {
+    keys: Vec<Key>,
+    groups: HashMap<Vec<GroupVal>, u64>,
+    max_groups: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum GroupVal {
+    Time(i64),
+    Str(String),
+}
+
+/// One result series: its labels and either a count or time-bucketed points.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Series {
+    pub labels: serde_json::Map<String, Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<u64>,
+    /// `[bucket start (RFC 3339), count]`, oldest first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub points: Option<Vec<(String, u64)>>,
+}
+
+impl AggSink {
+    pub fn new(keys: Vec<Key>, max_groups: usize) -> Result<AggSink, QueryError> {
+        if keys.iter().any(|k| matches!(k, Key::Field(Field::Text))) {
+            return Err(QueryError::BadRequest("cannot group by text".into()));
+        }
+        Ok(AggSink {
+            keys,
+            groups: HashMap::new(),
+            max_groups,
+        })
+    }
+
+    /// Counts as series: without a time key one value per group (largest
+    /// first); with one, points per group.
+    pub fn finish(self, top: Option<usize>) -> Vec<Series> {
+        let label_names: Vec<&str> = self
+            .keys
+            .iter()
+            .filter_map(|k| match k {
+                Key::Field(f) => Some(f.name()),
+                Key::Time(_) => None,
+            })
+            .collect();
+        let time_at = self.keys.iter().position(|k| matches!(k, Key::Time(_)));
+        let labels_of = |g: &[GroupVal]| {
+            let mut m = serde_json::Map::new();
+            let mut names = label_names.iter();
+            for v in g {
+                if let GroupVal::Str(s) = v {
+                    m.insert(names.next().unwrap().to_string(), Value::from(s.clone()));
+                }
+            }
+            m
+        };
+        match time_at {
+            None => {
+                let mut v: Vec<(Vec<GroupVal>, u64)> = self.groups.into_iter().collect();
+                v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+                if let Some(n) = top {
+                    v.truncate(n);
+                }
+                v.into_iter()
+                    .map(|(g, c)| Series {
+                        labels: labels_of(&g),
+                        value: Some(c),
+                        points: None,
+                    })
+                    .collect()
+            }
+            Some(ti) => {
+                let mut by: HashMap<Vec<GroupVal>, Vec<(i64, u64)>> = HashMap::new();
+                for (mut g, c) in self.groups {
+                    let GroupVal::Time(t) = g.remove(ti) else {
+                        unreachable!("time key position")
+                    };
+                    by.entry(g).or_default().push((t, c));
+                }
+                let mut v: Vec<(Vec<GroupVal>, Vec<(i64, u64)>)> = by.into_iter().collect();
+                let total = |p: &Vec<(i64, u64)>| p.iter().map(|x| x.1).sum::<u64>();
+                v.sort_by(|a, b| total(&b.1).cmp(&total(&a.1)).then_with(|| a.0.cmp(&b.0)));
+                if let Some(n) = top {
+                    v.truncate(n);
+                }
+                v.into_iter()
+                    .map(|(g, mut pts)| {
+                        pts.sort_unstable();
+                        Series {
+                            labels: labels_of(&g),
+                            value: None,
+                            points: Some(
+                                pts.into_iter()
+                                    .map(|(t, c)| {
+                                        (sightline_pipeline::timefmt::format_rfc3339_nanos(t), c)
+                                    })
+                                    .collect(),
+                            ),
+                        }
+                    })
+                    .collect()
+            }
+        }
+    }
+}
+
+fn level_name(sev: u8) -> &'static str {
+    Level::from_u8(sev).map_or("", |l| l.as_str())
+}
+
+impl Sink for AggSink {
+    fn columns(&self) -> BTreeSet<&'static str> {
+        let mut c = BTreeSet::new();
+        for k in &self.keys {
+            match k {
+                Key::Time(_) => c.insert("timestamp"),
+                Key::Field(Field::Column(Column::Level)) => c.insert("severity"),
+                Key::Field(Field::Column(col)) => c.insert(col.name()),
+                Key::Field(Field::Attr(_)) => c.insert("attributes"),
+                Key::Field(Field::Text) => false,
+            };
+        }
+        if c.is_empty() {
+            // Counting needs some column to know how many rows matched.
+            c.insert("severity");
+        }
+        c
+    }
+
+    fn push(&mut self, b: &RecordBatch) -> Result<(), QueryError> {
+        let n = b.num_rows();
+        // Per batch: keys borrowed from the batch's arrays, no allocation per row.
+        let mut local: HashMap<Vec<KeyVal<'_>>, u64> = HashMap::new();
+        enum Src<'a> {
+            Time(&'a TimestampNanosecondArray, i64),
+            Str(&'a StringArray),
+            Sev(&'a UInt8Array),
+            Attr(&'a StringArray, &'a str),
+        }
+        let mut srcs = Vec::with_capacity(self.keys.len());
+        for k in &self.keys {
+            srcs.push(match k {
+                Key::Time(w) => Src::Time(get::<TimestampNanosecondArray>(b, "timestamp")?, *w),
+                Key::Field(Field::Column(Column::Level)) => {
+                    Src::Sev(get::<UInt8Array>(b, "severity")?)
+                }
+                Key::Field(Field::Column(c)) => Src::Str(get::<StringArray>(b, c.name())?),
+                Key::Field(Field::Attr(p)) => Src::Attr(get::<StringArray>(b, "attributes")?, p),
+                Key::Field(Field::Text) => unreachable!("refused in new()"),
+            });
+        }
+        let mut key = Vec::with_capacity(srcs.len());
+        for i in 0..n {
+            key.clear();
+            for s in &srcs {
+                key.push(match s {
+                    Src::Time(ts, w) => {
+                        let t = ts.value(i);
+                        KeyVal::Time(t - t.rem_euclid(*w))
+                    }
+                    Src::Str(a) => KeyVal::Str(if a.is_null(i) { "" } else { a.value(i) }),
+                    Src::Sev(a) => KeyVal::Str(level_name(a.value(i))),
+                    Src::Attr(a, p) => KeyVal::Owned(
+                        attr_value(a.value(i), p)
+                            .map(|v| json_text(&v))
+                            .unwrap_or_default(),
+                    ),
+                });
+            }
+            match local.get_mut(&key) {
+                Some(c) => *c += 1,
+                None => {
+                    local.insert(key.clone(), 1);
+                }
+            }
+        }
+        for (k, c) in local {
+            let owned: Vec<GroupVal> = k
+                .into_iter()
+                .map(|v| match v {
+                    KeyVal::Time(t) => GroupVal::Time(t),
+                    KeyVal::Str(s) => GroupVal::Str(s.to_string()),
+                    KeyVal::Owned(s) => GroupVal::Str(s),
+                })
+                .collect();
+            *self.groups.entry(owned).or_insert(0) += c;
+        }
+        if self.groups.len() > self.max_groups {
+            return Err(QueryError::TooExpensive(format!(
+                "more than {} groups: group by fewer or coarser keys, or narrow the query",
+                self.max_groups
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Values of one field and how often each was seen.
+#[derive(Debug, Clone, Serialize)]
+pub struct Facet {
+    pub name: String,
+    pub count: u64,
+    pub values: Vec<FacetValue>,
+    /// More distinct values were seen than were tracked.
+    pub truncated: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FacetValue {
+    pub value: String,
+    pub count: u64,
+}
+
+#[derive(Debug, Default)]
+struct FieldCounts {
+    count: u64,
+    values: HashMap<String, u64>,
+    truncated: bool,
+}
+
+/// The fields seen in the newest `max_rows` matching rows, with top values.
+#[derive(Debug)]
+pub struct FacetSink {
+    pub max_rows: usize,
+    pub rows: usize,
+    fields: HashMap<String, FieldCounts>,
+}
+
+/// Distinct values tracked per field, fields tracked, value length kept.
+const FACET_VALUES: usize = 1000;
+const FACET_FIELDS: usize = 500;
+const FACET_VALUE_CHARS: usize = 200;
+
+impl FacetSink {
+    pub fn new(max_rows: usize) -> FacetSink {
+        FacetSink {
+            max_rows,
+            rows: 0,
+            fields: HashMap::new(),
+        }
+    }
+
+    fn add(&mut self, name: &str, value: &str) {
+        if !self.fields.contains_key(name) && self.fields.len() >= FACET_FIELDS {
+            return;
+        }
+        let f = self.fields.entry(name.to_string()).or_default();
+        f.count += 1;
+        let v: &str = match value.char_indices().nth(FACET_VALUE_CHARS) {
+            Some((i, _)) => &value[..i],
+            None => value,
+        };
+        if let Some(c) = f.values.get_mut(v) {
+            *c += 1;
+        } else if f.values.len() < FACET_VALUES {
+            f.values.insert(v.to_string(), 1);
+        } else {
+            f.truncated = true;
+        }
+    }
+
+    pub fn finish(self, top: usize) -> Vec<Facet> {
+        let mut out: Vec<Facet> = self
+            .fields
+            .into_iter()
+            .map(|(name, f)| {
+                let mut values: Vec<FacetValue> = f
+                    .values
+                    .into_iter()
+                    .map(|(value, count)| FacetValue { value, count })
+                    .collect();
+                values.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
+                values.truncate(top);
+                Facet {
+                    name,
+                    count: f.count,
+                    values,
+                    truncated: f.truncated,
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.name.cmp(&b.name)));
+        out
+    }
+}
+
+/// Columns summarized as facets (ids are too unique to be useful facets).
+const FACET_COLUMNS: [&str; 5] = ["service", "environment", "logger", "host", "message"];
+
+impl Sink for FacetSink {
+    fn columns(&self) -> BTreeSet<&'static str> {
+        let mut c: BTreeSet<&'static str> = FACET_COLUMNS.into_iter().collect();
+        c.insert("severity");
+        c.insert("attributes");
+        c
+    }
+
+    fn wants(&self, _max_ts: i64) -> bool {
+        self.rows < self.max_rows
+    }
+
+    fn push(&mut self, b: &RecordBatch) -> Result<(), QueryError> {
+        let n = b.num_rows().min(self.max_rows.saturating_sub(self.rows));
+        let sev = get::<UInt8Array>(b, "severity")?;
+        let attrs = get::<StringArray>(b, "attributes")?;
+        for i in 0..n {
+            self.add("level", level_name(sev.value(i)));
+        }
+        for c in FACET_COLUMNS {
+            let a = get::<StringArray>(b, c)?;
+            let name = if c == "message" { "event" } else { c };
+            for i in 0..n {
+                if !a.is_null(i) {
+                    self.add(name, a.value(i));
+                }
+            }
+        }
+        for i in 0..n {
+            if let Ok(Value::Object(m)) = serde_json::from_str::<Value>(attrs.value(i)) {
+                for (k, v) in m {
+                    match v {
+                        Value::Null => {}
+                        Value::Object(_) | Value::Array(_) => self.add(&k, ""),
+                        v => self.add(&k, &json_text(&v)),
+                    }
+                }
+            }
+        }
+        self.rows += n;
+        Ok(())
+    }
+}
