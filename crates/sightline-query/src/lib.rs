@@ -124,7 +124,7 @@ fn ms(t: Instant) -> f64 {
 
 /// Picks `names` out of a record's JSON (typed columns by name or alias,
 /// other keys from `fields`); the timestamp is always kept.
-fn project(r: &LogRecord, names: &[String]) -> Value {
+pub fn project(r: &LogRecord, names: &[String]) -> Value {
     let full = r.to_json();
     let mut out = serde_json::Map::new();
     out.insert("timestamp".into(), full["timestamp"].clone());
@@ -192,7 +192,7 @@ impl Engine {
         })
     }
 
-    /// `GET /api/v1/logs`: a query with optional pipes.
+    /// `GET /api/v1/logs`: a query with optional pipes, as text.
     pub fn search(
         &self,
         store: &LogStore,
@@ -201,8 +201,19 @@ impl Engine {
         limit: usize,
         cursor: Option<&str>,
     ) -> Result<Answer, QueryError> {
+        self.run(store, &lang::parse(q)?, range, limit, cursor)
+    }
+
+    /// A parsed query: a page of records, or series when it ends in an aggregation.
+    pub fn run(
+        &self,
+        store: &LogStore,
+        query: &lang::Query,
+        range: Range,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Answer, QueryError> {
         let t = Instant::now();
-        let query = lang::parse(q)?;
         match query.aggregation() {
             Some(Pipe::Count { by }) | Some(Pipe::Top { by, .. }) => {
                 let top = match query.aggregation() {
@@ -250,9 +261,18 @@ impl Engine {
         range: Range,
         top: usize,
     ) -> Result<Facets, QueryError> {
+        self.facets_expr(store, &lang::parse(q)?.expr, range, top)
+    }
+
+    pub fn facets_expr(
+        &self,
+        store: &LogStore,
+        expr: &Expr,
+        range: Range,
+        top: usize,
+    ) -> Result<Facets, QueryError> {
         let t = Instant::now();
-        let query = lang::parse(q)?;
-        let plan = Plan::new(&query.expr, range.start_ns, range.end_ns);
+        let plan = Plan::new(expr, range.start_ns, range.end_ns);
         let budget = self.budget();
         let (fields, rows) = with_retry(|| {
             let mut sink = FacetSink::new(self.limits.facet_rows);

@@ -30,6 +30,56 @@ pub struct Config {
     pub limits: Limits,
     pub storage: Storage,
     pub scrub: ScrubConfig,
+    pub query: QueryLimits,
+    pub flows: Flows,
+}
+
+/// Bounds on one log query (search, aggregation, facets, flows).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueryLimits {
+    /// A query running longer fails with 503 and a clear error.
+    pub timeout_secs: u64,
+    /// Most groups an aggregation may produce; more: 422.
+    pub max_groups: usize,
+    /// Most bytes of records one page may hold; more: 422.
+    pub max_page_bytes: usize,
+    /// Facets are computed from at most this many of the newest matching rows.
+    pub facet_rows: usize,
+    /// Most distinct flows one flows query may see; more: 422.
+    pub max_flows: usize,
+    /// Queries run at once; more wait for a slot.
+    pub max_concurrent: usize,
+}
+
+/// Flows: `<name>_started` / `_step` / `_completed` / `_failed` events sharing a `flow_id`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Flows {
+    /// A flow with no terminal event and no event for this long is `stalled`.
+    pub stall_timeout_secs: u64,
+}
+
+impl Default for QueryLimits {
+    fn default() -> Self {
+        let d = sightline_query::Limits::default();
+        QueryLimits {
+            timeout_secs: d.timeout.as_secs(),
+            max_groups: d.max_groups,
+            max_page_bytes: d.max_page_bytes,
+            facet_rows: d.facet_rows,
+            max_flows: d.max_flows,
+            max_concurrent: 4,
+        }
+    }
+}
+
+impl Default for Flows {
+    fn default() -> Self {
+        Flows {
+            stall_timeout_secs: sightline_query::Limits::default().stall_timeout.as_secs(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -80,6 +130,8 @@ impl Default for Config {
             limits: Limits::default(),
             storage: Storage::default(),
             scrub: ScrubConfig::default(),
+            query: QueryLimits::default(),
+            flows: Flows::default(),
         }
     }
 }
@@ -138,6 +190,19 @@ impl Config {
 
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).expect("config serializes")
+    }
+
+    pub fn query_limits(&self) -> sightline_query::Limits {
+        use std::time::Duration;
+        sightline_query::Limits {
+            max_limit: self.limits.max_query_limit.max(1),
+            timeout: Duration::from_secs(self.query.timeout_secs.max(1)),
+            max_groups: self.query.max_groups.max(1),
+            max_page_bytes: self.query.max_page_bytes.max(1),
+            facet_rows: self.query.facet_rows.max(1),
+            max_flows: self.query.max_flows.max(1),
+            stall_timeout: Duration::from_secs(self.flows.stall_timeout_secs),
+        }
     }
 
     pub fn store_config(&self) -> sightline_store::StoreConfig {

@@ -3,11 +3,13 @@
 //! | status | when |
 //! |---|---|
 //! | 200 | accepted (ingest answers say how many lines were rejected and why) |
-//! | 400 | the body or query cannot be understood: every line bad, undecodable protobuf/JSON, truncated gzip, bad parameter |
+//! | 400 | the body or query cannot be understood: every line bad, undecodable protobuf/JSON, truncated gzip, bad parameter, a query that does not parse (the answer names the column) |
 //! | 401 | missing or wrong API token / ingest key |
 //! | 413 | body over `max_body_bytes`, or decompressed over `max_decompressed_bytes` |
+//! | 404 | no such request id or flow id |
 //! | 415 | unknown `Content-Encoding` or unsupported `Content-Type` |
-//! | 503 + Retry-After | the WAL queue or unflushed memory is full, too many concurrent ingests, shutting down |
+//! | 422 | a query over its bounds (too many groups, flows, or bytes in a page) |
+//! | 503 + Retry-After | the WAL queue or unflushed memory is full, too many concurrent ingests, shutting down, a query over its time limit |
 //! | 507 | the disk is full: nothing was acknowledged, retry later |
 //! | 500 | anything else: a bug or an I/O error |
 
@@ -30,6 +32,13 @@ pub enum ApiError {
     #[error("{0}")]
     DiskFull(String),
     #[error("{0}")]
+    NotFound(String),
+    /// A query that does not parse: the message and the 1-based column.
+    #[error("{0}")]
+    Query(String, usize),
+    #[error("{0}")]
+    TooExpensive(String),
+    #[error("{0}")]
     Internal(String),
 }
 
@@ -42,6 +51,9 @@ impl ApiError {
             ApiError::UnsupportedMedia(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::DiskFull(_) => StatusCode::INSUFFICIENT_STORAGE,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Query(..) => StatusCode::BAD_REQUEST,
+            ApiError::TooExpensive(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -55,6 +67,9 @@ impl ApiError {
             ApiError::UnsupportedMedia(_) => "unsupported_media_type",
             ApiError::Overloaded(_) => "overloaded",
             ApiError::DiskFull(_) => "disk_full",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::Query(..) => "bad_query",
+            ApiError::TooExpensive(_) => "too_expensive",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -73,10 +88,27 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<sightline_query::QueryError> for ApiError {
+    fn from(e: sightline_query::QueryError) -> Self {
+        use sightline_query::QueryError as Q;
+        match e {
+            Q::Parse(p) => ApiError::Query(p.to_string(), p.column),
+            Q::BadRequest(m) => ApiError::BadRequest(m),
+            Q::Timeout => ApiError::Overloaded(Q::Timeout.to_string()),
+            Q::TooExpensive(m) => ApiError::TooExpensive(m),
+            Q::Store(s) => s.into(),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let body = serde_json::json!({ "error": self.to_string(), "code": self.code() });
+        let mut body = serde_json::json!({ "error": self.to_string(), "code": self.code() });
+        if let ApiError::Query(_, column) = &self {
+            body["column"] = (*column).into();
+        }
         let mut resp = (status, axum::Json(body)).into_response();
         if matches!(
             status,

@@ -38,6 +38,11 @@ pub struct App {
     /// Required on ingest when set (listening beyond loopback).
     pub ingest_key: Option<String>,
     pub ingest_slots: Semaphore,
+    /// Log queries running at once.
+    pub query_slots: Semaphore,
+    pub engine: sightline_query::Engine,
+    /// Every acknowledged chunk, for live tails.
+    pub tail: tokio::sync::broadcast::Sender<sightline_store::Chunk>,
 }
 
 pub type AppState = Arc<App>;
@@ -49,8 +54,16 @@ pub struct RequestId(pub String);
 /// Every route Sightline serves.
 pub fn routes(app: AppState) -> Router {
     let read_api = Router::new()
-        // Minimal read path; the query language extends it.
         .route("/api/v1/logs", get(endpoints::logs_query::query))
+        .route("/api/v1/logs/fields", get(endpoints::logs_query::fields))
+        .route("/api/v1/logs/tail", get(endpoints::logs_query::tail))
+        .route(
+            "/api/v1/requests/{request_id}",
+            get(endpoints::views::request),
+        )
+        .route("/api/v1/flows", get(endpoints::views::flows))
+        .route("/api/v1/flows/stats", get(endpoints::views::flow_stats))
+        .route("/api/v1/flows/{flow_id}", get(endpoints::views::flow))
         .route_layer(middleware::from_fn_with_state(
             app.clone(),
             require_api_token,
@@ -126,6 +139,9 @@ async fn require_api_token(State(app): State<AppState>, req: Request, next: Next
     }
 }
 
+/// Chunks a live tail may fall behind before it is told it dropped some.
+pub const TAIL_CHUNKS: usize = 1024;
+
 /// Builds the app state: opens the store, loads or creates secrets.
 pub fn build(config: Config) -> anyhow_like::Result<AppState> {
     let store = LogStore::open(config.store_config())
@@ -146,8 +162,19 @@ pub fn build(config: Config) -> anyhow_like::Result<AppState> {
         })
     };
     let normalizer = Normalizer::new(Scrubber::new(&config.scrub), config.limits.max_record_bytes);
+    let (tail, _) = tokio::sync::broadcast::channel(TAIL_CHUNKS);
+    let tx = tail.clone();
+    store.on_append(Box::new(move |c| {
+        // No subscriber is the normal case: send then costs a check.
+        if tx.receiver_count() > 0 {
+            let _ = tx.send(c.clone());
+        }
+    }));
     Ok(Arc::new(App {
         ingest_slots: Semaphore::new(config.limits.max_concurrent_ingest.max(1)),
+        query_slots: Semaphore::new(config.query.max_concurrent.max(1)),
+        engine: sightline_query::Engine::new(config.query_limits()),
+        tail,
         config,
         store: Arc::new(store),
         normalizer,
@@ -179,7 +206,8 @@ pub fn banner(app: &App, addr: std::net::SocketAddr) -> String {
          \x20               POST {base}/v1/logs                           (OTLP/HTTP logs, protobuf or JSON)\n\
          \x20 ship logs:    python app.py 2>&1 | curl -sS --data-binary @- -H 'Content-Type: application/x-ndjson' '{base}/api/v1/logs/ingest?service=api'\n\
          \x20 OTel apps:    OTEL_EXPORTER_OTLP_ENDPOINT={base}\n\
-         \x20 query:        curl -H 'Authorization: Bearer {token}' '{base}/api/v1/logs?request_id=ID'\n\
+         \x20 query:        curl -H 'Authorization: Bearer {token}' '{base}/api/v1/logs?q=level:>=warning'\n\
+         \x20 one request:  SIGHTLINE_URL={base} SIGHTLINE_API_TOKEN={token} sightline request ID\n\
          \x20 health:       {base}/health  {base}/health/ready  {base}/metrics\n",
         ver = env!("CARGO_PKG_VERSION"),
         token = app.api_token,

@@ -18,7 +18,7 @@ fn kill9_during_ingest_loses_no_acknowledged_line() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     // Small heads so that flushes and compactions happen while we crash.
-    let cfg = "[storage]\nmax_head_rows = 1500\nflush_interval_secs = 1\n[limits]\nmax_query_limit = 1000000\n";
+    let cfg = "[storage]\nmax_head_rows = 1500\nflush_interval_secs = 1\n[limits]\nmax_query_limit = 1000000\n[query]\nmax_page_bytes = 1073741824\n";
     let acked: Arc<Mutex<HashSet<String>>> = Arc::default();
     let maybe: Arc<Mutex<HashSet<String>>> = Arc::default();
     let mut rng = rand::rng();

@@ -1,0 +1,537 @@
+//! The read commands (`sightline logs`, `request`, `flow`, `flows`): call the
+//! server's API and print for a person (aligned, colored on a terminal) or,
+//! with `--json`, the API's JSON unchanged.
+
+use clap::Args;
+use serde_json::Value;
+use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Where the server is and how to authenticate; shared by every read command.
+#[derive(Args, Debug, Clone)]
+pub struct ServerArgs {
+    /// Server URL.
+    #[arg(long, env = "SIGHTLINE_URL", default_value = "http://127.0.0.1:4318")]
+    server: String,
+    /// API token [default: read from DATA_DIR/api-token].
+    #[arg(long, env = "SIGHTLINE_API_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Data dir of a local server, to read its API token from.
+    #[arg(long, env = "SIGHTLINE_DATA_DIR", default_value = "./sightline-data")]
+    data_dir: PathBuf,
+    /// Print the API's JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct LogsArgs {
+    /// Query, e.g. `service:api level:>=warning "timeout"` or `* | count by (level)`.
+    #[arg(default_value = "")]
+    query: String,
+    /// How far back to look (`15m`, `1h`, `7d`), or an RFC 3339 start.
+    #[arg(long, default_value = "1h")]
+    since: String,
+    /// Most lines shown.
+    #[arg(long, default_value_t = 100)]
+    limit: usize,
+    /// Keep printing new matching lines as they arrive.
+    #[arg(short = 'f', long)]
+    follow: bool,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct IdArgs {
+    /// The id.
+    id: String,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct FlowsArgs {
+    /// Only flows of this name (e.g. retake_flow).
+    #[arg(long)]
+    name: Option<String>,
+    /// completed, failed, running or stalled.
+    #[arg(long)]
+    status: Option<String>,
+    #[arg(long)]
+    service: Option<String>,
+    /// How far back to look.
+    #[arg(long, default_value = "24h")]
+    since: String,
+    #[arg(long, default_value_t = 50)]
+    limit: usize,
+    /// Print counts by status and stopping step instead of the list.
+    #[arg(long)]
+    stats: bool,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+struct Client {
+    base: String,
+    token: String,
+    agent: ureq::Agent,
+    json: bool,
+    color: bool,
+}
+
+fn fail(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("sightline: {msg}");
+    ExitCode::FAILURE
+}
+
+impl Client {
+    fn new(a: &ServerArgs) -> Result<Client, String> {
+        let token = match &a.token {
+            Some(t) if !t.is_empty() => t.clone(),
+            _ => std::fs::read_to_string(a.data_dir.join("api-token"))
+                .map(|t| t.trim().to_string())
+                .map_err(|e| {
+                    format!(
+                        "no API token: set SIGHTLINE_API_TOKEN or --token (reading {}: {e})",
+                        a.data_dir.join("api-token").display()
+                    )
+                })?,
+        };
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(Duration::from_secs(5)))
+            .build()
+            .into();
+        Ok(Client {
+            base: a.server.trim_end_matches('/').to_string(),
+            token,
+            agent,
+            json: a.json,
+            color: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+        })
+    }
+
+    fn get(&self, path: &str, query: &[(&str, &str)]) -> Result<Value, String> {
+        let mut req = self
+            .agent
+            .get(format!("{}{path}", self.base))
+            .header("Authorization", format!("Bearer {}", self.token));
+        for (k, v) in query {
+            req = req.query(*k, *v);
+        }
+        let mut resp = req
+            .call()
+            .map_err(|e| format!("cannot reach {}: {e}", self.base))?;
+        let status = resp.status().as_u16();
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(1 << 30)
+            .read_to_string()
+            .map_err(|e| format!("reading the answer: {e}"))?;
+        let v: Value = serde_json::from_str(&body).map_err(|_| {
+            format!(
+                "HTTP {status}: {}",
+                body.chars().take(300).collect::<String>()
+            )
+        })?;
+        if status != 200 {
+            let msg = v["error"].as_str().unwrap_or(&body);
+            return Err(match v["column"].as_u64() {
+                Some(c) => format!(
+                    "{msg}\n  {}\n  {}^",
+                    query_text(query),
+                    " ".repeat(c as usize - 1)
+                ),
+                None => format!("HTTP {status}: {msg}"),
+            });
+        }
+        Ok(v)
+    }
+
+    fn paint(&self, code: &str, s: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
+    }
+
+    fn level(&self, l: &str) -> String {
+        let code = match l {
+            "debug" => "2",
+            "info" => "32",
+            "warning" => "33",
+            "error" => "31",
+            "critical" => "1;31",
+            _ => "0",
+        };
+        self.paint(code, &format!("{:<8}", l.to_uppercase()))
+    }
+
+    fn status(&self, s: &str) -> String {
+        let code = match s {
+            "completed" => "32",
+            "failed" => "31",
+            "stalled" => "33",
+            _ => "36",
+        };
+        self.paint(code, s)
+    }
+
+    fn print_json(&self, v: &Value) {
+        println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+    }
+
+    /// One log line: time, level, service, event, then key=value fields.
+    fn log_line(&self, l: &Value, prefix: &str) -> String {
+        let ts = l["timestamp"].as_str().unwrap_or("");
+        let ts = ts.replace('T', " ");
+        let ts = ts.get(..23).unwrap_or(&ts);
+        let mut out = format!(
+            "{prefix}{}  {} {}  {}",
+            self.paint("2", ts),
+            self.level(l["level"].as_str().unwrap_or("")),
+            self.paint("36", l["service"].as_str().unwrap_or("")),
+            self.paint("1", l["message"].as_str().unwrap_or("")),
+        );
+        for k in ["request_id", "flow_id", "trace_id", "user_id"] {
+            if let Some(v) = l[k].as_str() {
+                out.push_str(&format!(" {}={v}", self.paint("2", k)));
+            }
+        }
+        if let Some(f) = l["fields"].as_object() {
+            for (k, v) in f {
+                let v = match v {
+                    Value::String(s) => s.clone(),
+                    o => o.to_string(),
+                };
+                out.push_str(&format!(" {}={v}", self.paint("2", k)));
+            }
+        }
+        if let Some(e) = l["exception"].as_str() {
+            for line in e.lines() {
+                out.push_str(&format!("\n{prefix}    {}", self.paint("31", line)));
+            }
+        }
+        out
+    }
+}
+
+fn query_text(q: &[(&str, &str)]) -> String {
+    q.iter()
+        .find(|(k, _)| *k == "q")
+        .map(|(_, v)| v.to_string())
+        .unwrap_or_default()
+}
+
+fn since(s: &str) -> String {
+    if s.starts_with('-') || s.contains('T') || s == "now" || s.starts_with("now") {
+        s.to_string()
+    } else {
+        format!("-{s}")
+    }
+}
+
+fn print_series(c: &Client, v: &Value) {
+    for s in v["series"].as_array().into_iter().flatten() {
+        let labels: Vec<String> = s["labels"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+            .collect();
+        let labels = if labels.is_empty() {
+            "(all)".to_string()
+        } else {
+            labels.join(" ")
+        };
+        if let Some(n) = s["value"].as_u64() {
+            println!("{:>12}  {labels}", c.paint("1", &n.to_string()));
+        } else {
+            println!("{}", c.paint("1", &labels));
+            for p in s["points"].as_array().into_iter().flatten() {
+                println!(
+                    "  {}  {:>10}",
+                    p[0].as_str().unwrap_or(""),
+                    p[1].as_u64().unwrap_or(0)
+                );
+            }
+        }
+    }
+}
+
+pub fn logs(a: LogsArgs) -> ExitCode {
+    let c = match Client::new(&a.server) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let start = since(&a.since);
+    let limit = a.limit.to_string();
+    let v = match c.get(
+        "/api/v1/logs",
+        &[("q", &a.query), ("start", &start), ("limit", &limit)],
+    ) {
+        Ok(v) => v,
+        Err(e) => return fail(e),
+    };
+    if c.json {
+        c.print_json(&v);
+    } else if v.get("series").is_some() {
+        print_series(&c, &v);
+    } else {
+        // Pages come newest first; a terminal reads oldest first, like tail.
+        let logs = v["logs"].as_array().cloned().unwrap_or_default();
+        for l in logs.iter().rev() {
+            println!("{}", c.log_line(l, ""));
+        }
+        if logs.is_empty() && !a.follow {
+            eprintln!("(no logs match since {})", a.since);
+        }
+    }
+    if a.follow {
+        return follow(&c, &a.query);
+    }
+    ExitCode::SUCCESS
+}
+
+/// Streams `GET /api/v1/logs/tail` (server-sent events) until interrupted.
+fn follow(c: &Client, q: &str) -> ExitCode {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_connect(Some(Duration::from_secs(5)))
+        .build()
+        .into();
+    let resp = agent
+        .get(format!("{}/api/v1/logs/tail", c.base))
+        .query("q", q)
+        .header("Authorization", format!("Bearer {}", c.token))
+        .header("Accept", "text/event-stream")
+        .call();
+    let mut resp = match resp {
+        Ok(r) if r.status() == 200 => r,
+        Ok(r) => return fail(format!("tail: HTTP {}", r.status())),
+        Err(e) => return fail(format!("tail: {e}")),
+    };
+    let reader = BufReader::new(resp.body_mut().as_reader());
+    let mut event = String::new();
+    let out = std::io::stdout();
+    for line in reader.lines() {
+        let Ok(line) = line else { break };
+        if let Some(e) = line.strip_prefix("event:") {
+            event = e.trim().to_string();
+        } else if let Some(d) = line.strip_prefix("data:") {
+            let v: Value = serde_json::from_str(d.trim()).unwrap_or(Value::Null);
+            let mut o = out.lock();
+            if c.json {
+                let _ = writeln!(o, "{v}");
+            } else if event == "dropped" {
+                let _ = writeln!(
+                    o,
+                    "{}",
+                    c.paint("33", &format!("… fell behind, dropped {v}"))
+                );
+            } else {
+                let _ = writeln!(o, "{}", c.log_line(&v, ""));
+            }
+            let _ = o.flush();
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+pub fn request(a: IdArgs) -> ExitCode {
+    let c = match Client::new(&a.server) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let v = match c.get(&format!("/api/v1/requests/{}", enc(&a.id)), &[]) {
+        Ok(v) => v,
+        Err(e) => return fail(e),
+    };
+    if c.json {
+        c.print_json(&v);
+        return ExitCode::SUCCESS;
+    }
+    let services: Vec<&str> = v["services"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.as_str())
+        .collect();
+    let levels: Vec<String> = v["levels"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, n)| format!("{k}={n}"))
+        .collect();
+    println!(
+        "{} {}  {}  {:.1} ms  {}",
+        c.paint("1", "request"),
+        c.paint("1", &a.id),
+        services.join(", "),
+        v["duration_ms"].as_f64().unwrap_or(0.0),
+        levels.join(" ")
+    );
+    let first = v["logs"][0]["timestamp_ns"].as_i64().unwrap_or(0);
+    for l in v["logs"].as_array().into_iter().flatten() {
+        let off = (l["timestamp_ns"].as_i64().unwrap_or(first) - first) as f64 / 1e6;
+        println!("{}", c.log_line(l, &format!("{:>+10.1}ms  ", off)));
+    }
+    for (key, what) in [("errors", "error events"), ("spans", "spans")] {
+        if let Some(items) = v[key].as_array().filter(|a| !a.is_empty()) {
+            println!("{} {}", items.len(), what);
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn enc(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+pub fn flow(a: IdArgs) -> ExitCode {
+    let c = match Client::new(&a.server) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let v = match c.get(&format!("/api/v1/flows/{}", enc(&a.id)), &[]) {
+        Ok(v) => v,
+        Err(e) => return fail(e),
+    };
+    if c.json {
+        c.print_json(&v);
+        return ExitCode::SUCCESS;
+    }
+    let status = v["status"].as_str().unwrap_or("");
+    println!(
+        "{} {}  {}  {}  {}  started {}  {:.1} ms",
+        c.paint("1", "flow"),
+        c.paint("1", &a.id),
+        v["name"].as_str().unwrap_or("?"),
+        v["service"].as_str().unwrap_or(""),
+        c.status(status),
+        v["started_at"].as_str().unwrap_or(""),
+        v["duration_ms"].as_f64().unwrap_or(0.0),
+    );
+    let failed_at = v["failed_at_step"].as_str();
+    for s in v["steps"].as_array().into_iter().flatten() {
+        let name = s["step"].as_str().unwrap_or("");
+        let mark = if status == "failed" && Some(name) == failed_at {
+            c.paint("31", "✗")
+        } else {
+            c.paint("32", "✓")
+        };
+        println!(
+            "  {mark} {:<28} {}  {}",
+            name,
+            s["at"].as_str().unwrap_or(""),
+            c.level(s["level"].as_str().unwrap_or(""))
+        );
+    }
+    match status {
+        "failed" => println!(
+            "  {} failed at step {}: {}",
+            c.paint("31", "✗"),
+            c.paint("1", failed_at.unwrap_or("(before any step)")),
+            v["error"].as_str().unwrap_or("")
+        ),
+        "stalled" => println!(
+            "  {} stalled after step {} (last event {})",
+            c.paint("33", "…"),
+            v["last_step"].as_str().unwrap_or("(none)"),
+            v["last_event_at"].as_str().unwrap_or("")
+        ),
+        "running" => println!("  {} running", c.paint("36", "…")),
+        _ => println!(
+            "  {} completed at {}",
+            c.paint("32", "✓"),
+            v["ended_at"].as_str().unwrap_or("")
+        ),
+    }
+    ExitCode::SUCCESS
+}
+
+pub fn flows(a: FlowsArgs) -> ExitCode {
+    let c = match Client::new(&a.server) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let start = since(&a.since);
+    let limit = a.limit.to_string();
+    let mut q: Vec<(&str, &str)> = vec![("start", &start)];
+    for (k, v) in [
+        ("name", &a.name),
+        ("status", &a.status),
+        ("service", &a.service),
+    ] {
+        if let Some(v) = v {
+            q.push((k, v));
+        }
+    }
+    let path = if a.stats {
+        "/api/v1/flows/stats"
+    } else {
+        q.push(("limit", &limit));
+        "/api/v1/flows"
+    };
+    let v = match c.get(path, &q) {
+        Ok(v) => v,
+        Err(e) => return fail(e),
+    };
+    if c.json {
+        c.print_json(&v);
+        return ExitCode::SUCCESS;
+    }
+    if a.stats {
+        println!("{} flows", v["total"]);
+        for (k, n) in v["by_status"].as_object().into_iter().flatten() {
+            println!("  {:<12} {n}", c.status(k));
+        }
+        if let Some(m) = v["stopped_at_step"].as_object().filter(|m| !m.is_empty()) {
+            println!("stopped at step:");
+            for (k, n) in m {
+                println!("  {k:<28} {n}");
+            }
+        }
+        let d = &v["duration_ms"];
+        println!(
+            "duration ms: p50 {} p90 {} p99 {} max {}",
+            d["p50"], d["p90"], d["p99"], d["max"]
+        );
+        return ExitCode::SUCCESS;
+    }
+    let flows = v["flows"].as_array().cloned().unwrap_or_default();
+    if flows.is_empty() {
+        eprintln!("(no flows match since {})", a.since);
+    }
+    for f in &flows {
+        let status = f["status"].as_str().unwrap_or("");
+        let at = f["failed_at_step"]
+            .as_str()
+            .or_else(|| f["last_step"].as_str())
+            .unwrap_or("-");
+        println!(
+            "{:<24} {:<20} {:<10} {}  {:>10.1} ms  step {}  {}",
+            f["flow_id"].as_str().unwrap_or(""),
+            f["name"].as_str().unwrap_or("?"),
+            c.status(status),
+            f["started_at"].as_str().unwrap_or(""),
+            f["duration_ms"].as_f64().unwrap_or(0.0),
+            at,
+            f["error"].as_str().unwrap_or(""),
+        );
+    }
+    ExitCode::SUCCESS
+}
