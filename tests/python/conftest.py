@@ -20,17 +20,24 @@ def _free_port() -> int:
 
 
 class Sightline:
-    def __init__(self, data_dir: Path):
+    def __init__(self, data_dir: Path, config_text: str | None = None):
         self.data_dir = data_dir
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = None
+        # A config file beside the data dir, passed as --config (flags still win).
+        self.config_path = None
+        if config_text is not None:
+            self.config_path = data_dir.parent / "sightline.toml"
+            self.config_path.parent.mkdir(parents=True, exist_ok=True)
+            self.config_path.write_text(config_text)
 
     def start(self):
         binary = os.environ.get("SIGHTLINE_BIN")
         assert binary, "SIGHTLINE_BIN must point at the built sightline binary"
+        config = ["--config", str(self.config_path)] if self.config_path else []
         self.proc = subprocess.Popen(
-            [binary, "serve", "--listen", f"127.0.0.1:{self.port}", "--data-dir", str(self.data_dir),
+            [binary, "serve", *config, "--listen", f"127.0.0.1:{self.port}", "--data-dir", str(self.data_dir),
              "--api-token", TOKEN, "--log-level", "warn"],
             stdout=subprocess.DEVNULL,
         )
@@ -50,6 +57,11 @@ class Sightline:
                          headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
         assert r.status_code == 200, r.text
         return r.json()["logs"]
+
+    def get(self, path: str, **params) -> requests.Response:
+        """GET a read API with the bearer token."""
+        return requests.get(self.url + path, params=params,
+                            headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
 
     def kill9(self):
         self.proc.send_signal(signal.SIGKILL)

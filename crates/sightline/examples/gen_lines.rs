@@ -1,7 +1,10 @@
 //! Writes realistic structlog JSON lines (the shape of the recorded fixture:
 //! request ids, flows, users, HTTP fields, warnings, tracebacks) for benchmarks.
 //!
-//! `cargo run --release --example gen_lines -- N OUT.ndjson`
+//! `cargo run --release --example gen_lines -- N OUT.ndjson [SPAN_SECS]`
+//!
+//! Lines start at 2026-11-25T00:00:00Z, about 250 µs apart, or spread evenly
+//! over `SPAN_SECS` (at most one day) when given.
 
 use std::io::Write;
 
@@ -29,6 +32,10 @@ fn main() {
         .get(2)
         .cloned()
         .unwrap_or_else(|| "lines.ndjson".into());
+    let span_us: Option<u64> = args
+        .get(3)
+        .and_then(|s| s.parse::<u64>().ok())
+        .map(|s| s.min(86_399) * 1_000_000);
     let mut w = std::io::BufWriter::new(std::fs::File::create(&out).unwrap());
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let services = [
@@ -52,7 +59,10 @@ fn main() {
     let mut flow = String::new();
     let mut user = 0;
     for i in 0..n {
-        ts_us += 50 + rng.below(400);
+        ts_us += match span_us {
+            Some(span) => rng.below((2 * span / n.max(1)).max(1)),
+            None => 50 + rng.below(400),
+        };
         if i % 6 == 0 {
             req = format!("req-{:016x}", rng.next());
             user = rng.below(5000);
@@ -91,6 +101,10 @@ fn main() {
             format!(
                 r#"{{"reason": "invalid_question", "user_id": "u-{user}", "question_id": "q-{}", "event": "save_answer_skipped", "request_id": "{req}", "method": "POST", "path": "{path}", "service": "{svc}", "level": "warning", "timestamp": "{ts}"}}"#,
                 rng.below(10000)
+            )
+        } else if rng.below(50) == 0 {
+            format!(
+                r#"{{"user_id": "u-{user}", "error_type": "TimeoutError", "event": "payment_call_failed", "request_id": "{req}", "method": "POST", "path": "{path}", "service": "{svc}", "level": "error", "timestamp": "{ts}", "exception": "Traceback (most recent call last):\n  File \"/app/payments.py\", line 42, in charge\n    raise TimeoutError(\"payments upstream timed out\")\nTimeoutError: payments upstream timed out"}}"#
             )
         } else {
             let a = rng.below(900);

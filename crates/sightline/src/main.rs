@@ -6,6 +6,9 @@ use sightline_server::Config;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod client;
+mod ship;
+
 /// mimalloc: less fragmentation across the ingest threads than glibc's arenas,
 /// and cheaper small allocations on the normalize path (measured in BENCHMARKS.md).
 #[global_allocator]
@@ -33,6 +36,16 @@ enum Command {
         #[arg(long, env = "SIGHTLINE_DATA_DIR", default_value = "./sightline-data")]
         data_dir: PathBuf,
     },
+    /// Search logs: `sightline logs 'service:api level:>=warning' --since 1h [-f]`.
+    Logs(client::LogsArgs),
+    /// One request's timeline: every log line of a request id, oldest first.
+    Request(client::IdArgs),
+    /// One flow: its steps, status and where it stopped.
+    Flow(client::IdArgs),
+    /// List flows (`--name retake_flow --status failed`), or `--stats`.
+    Flows(client::FlowsArgs),
+    Run(ship::RunArgs),
+    Ship(ship::ShipArgs),
     /// Inspect the configuration.
     Config {
         #[command(subcommand)]
@@ -107,6 +120,12 @@ impl ConfigArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Logs(args) => return client::logs(args),
+        Command::Request(args) => return client::request(args),
+        Command::Flow(args) => return client::flow(args),
+        Command::Flows(args) => return client::flows(args),
+        Command::Run(args) => return ship::run(args),
+        Command::Ship(args) => return ship::ship(args),
         Command::Config {
             command: ConfigCommand::Show(args),
         } => args.resolve().map(|c| print!("{}", c.to_toml())),

@@ -6,4 +6,6 @@ mod crash;
 mod disk_full;
 mod ingest;
 mod lifecycle;
+mod search;
+mod ship;
 mod support;
