@@ -916,4 +916,34 @@ mod tests {
         let many = "a ".repeat(1000);
         assert!(parse(&many).unwrap_err().message.contains("too many terms"));
     }
+
+    /// The fuzz target's property on 50,000 random queries from the query
+    /// alphabet: no panic, and errors point inside (or just past) the text.
+    #[test]
+    fn random_text_never_panics() {
+        let alphabet: Vec<char> = "ab:*\"()|,-><= _.ANDORNOTcounbyfieldstp0159é\\"
+            .chars()
+            .collect();
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..50_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let len = (seed % 40) as usize;
+            let mut q = String::new();
+            let mut x = seed;
+            for _ in 0..len {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                q.push(alphabet[(x >> 33) as usize % alphabet.len()]);
+            }
+            if let Err(e) = parse(&q) {
+                assert!(
+                    e.column >= 1 && e.column <= q.chars().count() + 1,
+                    "{q:?}: {e}"
+                );
+            }
+        }
+    }
 }

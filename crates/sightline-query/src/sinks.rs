@@ -151,12 +151,30 @@ impl Sink for LogsSink {
     }
 }
 
-/// One value of a group key, borrowed from a batch.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum KeyVal<'a> {
-    Time(i64),
-    Str(&'a str),
-    Owned(String),
+/// Most group-by keys (the parser allows 8).
+const MAX_KEYS: usize = 8;
+
+/// Fast hashing for per-row group lookups (keys are our own codes, not
+/// attacker-chosen strings, so DoS resistance is not needed here).
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// Per-batch dictionary of one string key: each distinct value gets a code.
+#[derive(Default)]
+struct Dict<'a> {
+    codes: FastMap<&'a str, i64>,
+    values: Vec<&'a str>,
+}
+
+impl<'a> Dict<'a> {
+    fn code(&mut self, v: &'a str) -> i64 {
+        if let Some(c) = self.codes.get(v) {
+            return *c;
+        }
+        let c = self.values.len() as i64;
+        self.values.push(v);
+        self.codes.insert(v, c);
+        c
+    }
 }
 
 /// Counts by group keys (fields and time buckets).
@@ -293,8 +311,10 @@ impl Sink for AggSink {
 
     fn push(&mut self, b: &RecordBatch) -> Result<(), QueryError> {
         let n = b.num_rows();
-        // Per batch: keys borrowed from the batch's arrays, no allocation per row.
-        let mut local: HashMap<Vec<KeyVal<'_>>, u64> = HashMap::new();
+        // Every key of a row becomes an i64 code (time bucket, severity, or an
+        // index into a per-batch dictionary of strings borrowed from the batch);
+        // rows are counted by their fixed-size code array, so the hot loop
+        // neither allocates nor hashes strings twice.
         enum Src<'a> {
             Time(&'a TimestampNanosecondArray, i64),
             Str(&'a StringArray),
@@ -313,41 +333,57 @@ impl Sink for AggSink {
                 Key::Field(Field::Text) => unreachable!("refused in new()"),
             });
         }
-        let mut key = Vec::with_capacity(srcs.len());
-        for i in 0..n {
-            key.clear();
-            for s in &srcs {
-                key.push(match s {
-                    Src::Time(ts, w) => {
-                        let t = ts.value(i);
-                        KeyVal::Time(t - t.rem_euclid(*w))
+        let nk = srcs.len();
+        let mut codes = vec![[0i64; MAX_KEYS]; n];
+        let mut dicts: Vec<Dict<'_>> = (0..nk).map(|_| Dict::default()).collect();
+        let mut owned: Vec<Vec<String>> = vec![Vec::new(); nk];
+        for (k, s) in srcs.iter().enumerate() {
+            match s {
+                Src::Time(ts, w) => {
+                    for (row, t) in codes.iter_mut().zip(ts.values().iter()) {
+                        row[k] = t - t.rem_euclid(*w);
                     }
-                    Src::Str(a) => KeyVal::Str(if a.is_null(i) { "" } else { a.value(i) }),
-                    Src::Sev(a) => KeyVal::Str(level_name(a.value(i))),
-                    Src::Attr(a, p) => KeyVal::Owned(
-                        attr_value(a.value(i), p)
+                }
+                Src::Sev(a) => {
+                    for (row, v) in codes.iter_mut().zip(a.values().iter()) {
+                        row[k] = *v as i64;
+                    }
+                }
+                Src::Str(a) => {
+                    let d = &mut dicts[k];
+                    for (i, row) in codes.iter_mut().enumerate() {
+                        row[k] = d.code(if a.is_null(i) { "" } else { a.value(i) });
+                    }
+                }
+                Src::Attr(a, p) => {
+                    let mut seen: FastMap<String, i64> = FastMap::default();
+                    for (i, row) in codes.iter_mut().enumerate() {
+                        let v = attr_value(a.value(i), p)
                             .map(|v| json_text(&v))
-                            .unwrap_or_default(),
-                    ),
-                });
-            }
-            match local.get_mut(&key) {
-                Some(c) => *c += 1,
-                None => {
-                    local.insert(key.clone(), 1);
+                            .unwrap_or_default();
+                        let next = seen.len() as i64;
+                        row[k] = *seen.entry(v.clone()).or_insert_with(|| {
+                            owned[k].push(v);
+                            next
+                        });
+                    }
                 }
             }
         }
-        for (k, c) in local {
-            let owned: Vec<GroupVal> = k
-                .into_iter()
-                .map(|v| match v {
-                    KeyVal::Time(t) => GroupVal::Time(t),
-                    KeyVal::Str(s) => GroupVal::Str(s.to_string()),
-                    KeyVal::Owned(s) => GroupVal::Str(s),
+        let mut local: FastMap<[i64; MAX_KEYS], u64> = FastMap::default();
+        for row in &codes {
+            *local.entry(*row).or_insert(0) += 1;
+        }
+        for (row, c) in local {
+            let key: Vec<GroupVal> = (0..nk)
+                .map(|k| match &srcs[k] {
+                    Src::Time(..) => GroupVal::Time(row[k]),
+                    Src::Sev(_) => GroupVal::Str(level_name(row[k] as u8).to_string()),
+                    Src::Str(_) => GroupVal::Str(dicts[k].values[row[k] as usize].to_string()),
+                    Src::Attr(..) => GroupVal::Str(owned[k][row[k] as usize].clone()),
                 })
                 .collect();
-            *self.groups.entry(owned).or_insert(0) += c;
+            *self.groups.entry(key).or_insert(0) += c;
         }
         if self.groups.len() > self.max_groups {
             return Err(QueryError::TooExpensive(format!(
