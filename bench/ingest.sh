@@ -47,7 +47,7 @@ mkdir -p "$WORK/nd" "$WORK/tsv"
 split -l "$BODY_LINES" -d -a 5 "$WORK/lines.ndjson" "$WORK/nd/b"
 # ClickHouse's TabSeparated input unescapes backslashes: double them so the raw
 # line arrives intact (preparation, not timed).
-sed 's/\\/\\\\/g' "$WORK/lines.ndjson" | split -l "$BODY_LINES" -d -a 5 - "$WORK/tsv/b"
+sed 's/": /":/g; s/\\/\\\\/g' "$WORK/lines.ndjson" | split -l "$BODY_LINES" -d -a 5 - "$WORK/tsv/b"
 NB=$(ls "$WORK/nd" | wc -l)
 
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }

@@ -99,8 +99,21 @@ impl<'de> Deserialize<'de> for CowStr<'de> {
     }
 }
 
-/// The top-level members of a JSON object, values left as raw JSON text.
-struct Members<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+/// The top-level members of a JSON object, values left as raw JSON text
+/// (keys borrowed unless escaped). Also how queries read `attributes`.
+pub struct Members<'a>(pub Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'a> Members<'a> {
+    /// Parses a JSON object's top level.
+    pub fn parse(text: &'a str) -> Result<Members<'a>, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+
+    /// The raw value of a key.
+    pub fn get(&self, key: &str) -> Option<&'a RawValue> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
+    }
+}
 
 impl<'de> Deserialize<'de> for Members<'de> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

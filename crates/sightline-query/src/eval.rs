@@ -12,7 +12,9 @@ use arrow::compute::kernels::cmp;
 use arrow::compute::kernels::comparison::starts_with;
 use arrow::compute::{and, not, or, prep_null_mask_filter};
 use arrow::error::ArrowError;
+use serde_json::value::RawValue;
 use serde_json::Value;
+use sightline_pipeline::normalize::Members;
 use sightline_pipeline::{Level, LogRecord};
 use std::cmp::Ordering;
 use std::collections::BTreeSet;
@@ -337,16 +339,16 @@ pub fn contains_ci(a: &StringArray, needle: &AhoCorasick) -> BooleanArray {
 }
 
 /// The value at `path` in an attributes object: the literal key first, then
-/// the dotted path through nested objects. JSON `null` counts as absent.
+/// the dotted path through nested objects. JSON `null` counts as absent. Only
+/// the top level is parsed (values stay raw text) until the path needs more.
 pub fn attr_value(attributes: &str, path: &str) -> Option<Value> {
-    let Ok(Value::Object(mut m)) = serde_json::from_str::<Value>(attributes) else {
-        return None;
-    };
-    if let Some(v) = m.remove(path) {
-        return (!v.is_null()).then_some(v);
+    let m = Members::parse(attributes).ok()?;
+    if let Some(v) = m.get(path) {
+        return scalar(v);
     }
     let mut parts = path.split('.');
-    let mut cur = m.remove(parts.next()?)?;
+    let first = m.get(parts.next()?)?;
+    let mut cur: Value = serde_json::from_str(first.get()).ok()?;
     for p in parts {
         cur = match cur {
             Value::Object(mut o) => o.remove(p)?,
@@ -361,6 +363,34 @@ pub fn attr_value(attributes: &str, path: &str) -> Option<Value> {
         };
     }
     (!cur.is_null()).then_some(cur)
+}
+
+/// A raw JSON value as a `Value` (`null` as absent).
+fn scalar(v: &RawValue) -> Option<Value> {
+    match serde_json::from_str::<Value>(v.get()) {
+        Ok(Value::Null) | Err(_) => None,
+        Ok(v) => Some(v),
+    }
+}
+
+/// How a raw JSON value prints as a facet or label: strings unquoted,
+/// objects and arrays as `""`, `null` as absent.
+pub fn raw_text(v: &RawValue) -> Option<std::borrow::Cow<'_, str>> {
+    let t = v.get();
+    match t.as_bytes().first() {
+        Some(b'"') => {
+            if !t.contains('\\') {
+                Some(std::borrow::Cow::Borrowed(&t[1..t.len() - 1]))
+            } else {
+                serde_json::from_str::<String>(t)
+                    .ok()
+                    .map(std::borrow::Cow::Owned)
+            }
+        }
+        Some(b'{') | Some(b'[') => Some(std::borrow::Cow::Borrowed("")),
+        Some(b'n') => None,
+        _ => Some(std::borrow::Cow::Borrowed(t)),
+    }
 }
 
 /// How a JSON value prints as a label or compares as text.

@@ -20,6 +20,7 @@ use sightline_pipeline::LogRecord;
 use sightline_store::{part, Snapshot};
 use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 /// Rows per batch read from a part.
@@ -47,6 +48,15 @@ pub trait Sink {
         true
     }
     fn push(&mut self, batch: &RecordBatch) -> Result<(), QueryError>;
+    /// An empty sink of the same kind for another scanning thread, or `None`
+    /// when the sink must see every row on one thread.
+    fn fork(&self) -> Option<Self>
+    where
+        Self: Sized;
+    /// Takes in what a forked sink gathered.
+    fn merge(&mut self, other: Self) -> Result<(), QueryError>
+    where
+        Self: Sized;
 }
 
 /// The filter split for the reader: conjuncts ordered cheapest first, and
@@ -54,7 +64,7 @@ pub trait Sink {
 #[derive(Debug)]
 pub struct Plan {
     pub filter: Filter,
-    conjuncts: Vec<(Filter, BTreeSet<&'static str>)>,
+    conjuncts: Vec<(Filter, BTreeSet<&'static str>, Expr)>,
     pub start_ns: i64,
     pub end_ns: i64,
     service: Option<String>,
@@ -107,16 +117,16 @@ impl Plan {
                 _ => {}
             }
         }
-        let mut conjuncts: Vec<(Filter, BTreeSet<&'static str>)> = parts
+        let mut conjuncts: Vec<(Filter, BTreeSet<&'static str>, Expr)> = parts
             .iter()
             .map(|e| {
                 let f = Filter::new(e);
                 let mut cols = BTreeSet::new();
                 f.columns(&mut cols);
-                (f, cols)
+                (f, cols, (*e).clone())
             })
             .collect();
-        conjuncts.sort_by_key(|(_, c)| cost(c));
+        conjuncts.sort_by_key(|(_, c, _)| cost(c));
         Plan {
             filter: Filter::new(expr),
             conjuncts,
@@ -209,12 +219,12 @@ fn i64_stats(s: Option<&Statistics>) -> Option<(i64, i64)> {
 }
 
 /// Runs the plan over the snapshot in newest-first order, feeding `sink`.
-pub fn scan(
+pub fn scan<S: Sink + Send>(
     snap: &Snapshot,
     cache: &MetaCache,
     plan: &Plan,
     budget: Budget,
-    sink: &mut dyn Sink,
+    sink: &mut S,
 ) -> Result<ScanStats, QueryError> {
     let mut stats = ScanStats::default();
     // The head: records in memory, filtered row by row, then handed over as
@@ -300,17 +310,165 @@ pub fn scan(
     }
     groups.sort_by_key(|g| std::cmp::Reverse(g.max_ts));
     let out_cols = sink.columns();
-    let mut parts_read = BTreeSet::new();
-    for g in groups {
-        budget.check()?;
-        if !sink.wants(g.max_ts) {
-            break;
+    // Row groups are read by up to one thread per core, each into its own fork
+    // of the sink, taking the next-newest group from a shared counter.
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(MAX_SCAN_THREADS)
+        .min(groups.len());
+    let next = AtomicUsize::new(0);
+    let ctx = GroupReader {
+        snap,
+        plan,
+        parts: &parts,
+        metas: &metas,
+        out_cols: &out_cols,
+        budget,
+    };
+    let forks: Vec<S> = if threads > 1 {
+        (1..threads).filter_map(|_| sink.fork()).collect()
+    } else {
+        Vec::new()
+    };
+    let results: Vec<Result<(S, WorkerStats), QueryError>> = std::thread::scope(|sc| {
+        let handles: Vec<_> = forks
+            .into_iter()
+            .map(|mut f| {
+                let (ctx, groups, next) = (&ctx, &groups, &next);
+                sc.spawn(move || {
+                    let w = ctx.drain(groups, next, &mut f)?;
+                    Ok((f, w))
+                })
+            })
+            .collect();
+        let mine = ctx.drain(&groups, &next, sink);
+        let mut out: Vec<Result<(S, WorkerStats), QueryError>> = handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(QueryError::Internal("a scan thread panicked".into())))
+            })
+            .collect();
+        match mine {
+            Ok(w) => {
+                stats.merge(&w);
+            }
+            Err(e) => out.push(Err(e)),
         }
-        parts_read.insert(g.part);
-        stats.row_groups_read += 1;
-        let p = parts[g.part];
-        let file = File::open(snap.data_dir.join(&p.path))?;
-        let meta = &metas[g.part];
+        out
+    });
+    for r in results {
+        let (f, w) = r?;
+        stats.merge(&w);
+        sink.merge(f)?;
+    }
+    Ok(stats)
+}
+
+/// Whether a row group's statistics make a conjunct true for every row (then
+/// it is not evaluated): `service:x` where the group holds only `x`, level
+/// bounds every row satisfies.
+fn implied(e: &Expr, rg: &parquet::file::metadata::RowGroupMetaData) -> bool {
+    let Expr::Term(t) = e else { return false };
+    match (&t.field, &t.op) {
+        (Field::Column(Column::Service), Match::Eq(v)) => {
+            match rg.column(part::col_index("service")).statistics() {
+                Some(Statistics::ByteArray(s)) => {
+                    matches!((s.min_opt(), s.max_opt()), (Some(a), Some(b))
+                        if a.data() == v.as_bytes() && b.data() == v.as_bytes())
+                        && s.null_count_opt() == Some(0)
+                }
+                _ => false,
+            }
+        }
+        (Field::Column(Column::Level), Match::Eq(v) | Match::Cmp(_, v)) => {
+            let Some(want) = sightline_pipeline::Level::parse(v).map(|l| l.severity() as i32)
+            else {
+                return false;
+            };
+            let Some(Statistics::Int32(s)) = rg.column(part::col_index("severity")).statistics()
+            else {
+                return false;
+            };
+            let (Some(&lo), Some(&hi)) = (s.min_opt(), s.max_opt()) else {
+                return false;
+            };
+            match &t.op {
+                Match::Eq(_) => lo == want && hi == want,
+                Match::Cmp(CmpOp::Ge, _) => lo >= want,
+                Match::Cmp(CmpOp::Gt, _) => lo > want,
+                Match::Cmp(CmpOp::Le, _) => hi <= want,
+                Match::Cmp(CmpOp::Lt, _) => hi < want,
+                _ => false,
+            }
+        }
+        _ => false,
+    }
+}
+
+/// Most threads one scan uses.
+pub const MAX_SCAN_THREADS: usize = 4;
+
+#[derive(Debug, Default)]
+struct WorkerStats {
+    row_groups_read: usize,
+    rows_matched: usize,
+    parts: BTreeSet<usize>,
+}
+
+impl ScanStats {
+    fn merge(&mut self, w: &WorkerStats) {
+        self.row_groups_read += w.row_groups_read;
+        self.rows_matched += w.rows_matched;
+        self.parts_read += w.parts.len();
+    }
+}
+
+/// What every scanning thread shares.
+struct GroupReader<'a> {
+    snap: &'a Snapshot,
+    plan: &'a Plan,
+    parts: &'a [&'a std::sync::Arc<sightline_store::manifest::PartMeta>],
+    metas: &'a [ArrowReaderMetadata],
+    out_cols: &'a BTreeSet<&'static str>,
+    budget: Budget,
+}
+
+impl GroupReader<'_> {
+    /// Reads groups (newest first, shared with other threads) into `sink`
+    /// until none is left or the sink wants no older rows.
+    fn drain<S: Sink>(
+        &self,
+        groups: &[Group],
+        next: &AtomicUsize,
+        sink: &mut S,
+    ) -> Result<WorkerStats, QueryError> {
+        let mut w = WorkerStats::default();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(g) = groups.get(i) else { break };
+            self.budget.check()?;
+            if !sink.wants(g.max_ts) {
+                // Groups are sorted newest first: nothing after this one either.
+                break;
+            }
+            w.parts.insert(g.part);
+            w.row_groups_read += 1;
+            self.read(g, sink, &mut w)?;
+        }
+        Ok(w)
+    }
+
+    fn read<S: Sink>(
+        &self,
+        g: &Group,
+        sink: &mut S,
+        w: &mut WorkerStats,
+    ) -> Result<(), QueryError> {
+        let (plan, out_cols) = (self.plan, self.out_cols);
+        let p = self.parts[g.part];
+        let file = File::open(self.snap.data_dir.join(&p.path))?;
+        let meta = &self.metas[g.part];
         let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta.clone());
         let schema = meta.parquet_schema();
         let mask = |cols: &BTreeSet<&'static str>| {
@@ -335,8 +493,9 @@ pub fn scan(
                 },
             )));
         }
-        for (f, cols) in &plan.conjuncts {
-            if cols.is_empty() {
+        let rg = meta.metadata().row_group(g.rg);
+        for (f, cols, e) in &plan.conjuncts {
+            if cols.is_empty() || implied(e, rg) {
                 continue;
             }
             let f = f.clone();
@@ -348,22 +507,21 @@ pub fn scan(
         let mut builder = builder
             .with_row_groups(vec![g.rg])
             .with_batch_size(READ_BATCH_ROWS)
-            .with_projection(mask(&out_cols));
+            .with_projection(mask(out_cols));
         if !preds.is_empty() {
             builder = builder.with_row_filter(RowFilter::new(preds));
         }
         for batch in builder.build()? {
             let batch = batch?;
-            budget.check()?;
+            self.budget.check()?;
             if batch.num_rows() == 0 {
                 continue;
             }
-            stats.rows_matched += batch.num_rows();
+            w.rows_matched += batch.num_rows();
             sink.push(&batch)?;
         }
+        Ok(())
     }
-    stats.parts_read = parts_read.len();
-    Ok(stats)
 }
 
 /// Retries a scan when a part was compacted away between the snapshot and

@@ -64,7 +64,7 @@ impl Default for Limits {
             timeout: Duration::from_secs(30),
             max_groups: 100_000,
             max_page_bytes: 64 << 20,
-            facet_rows: 100_000,
+            facet_rows: 20_000,
             max_flows: 200_000,
             stall_timeout: Duration::from_secs(300),
         }

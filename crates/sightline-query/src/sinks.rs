@@ -2,13 +2,14 @@
 //! grouped by fields and time buckets, and field facets. Each keeps bounded
 //! state while rows stream through; none materializes the rows it counts.
 
-use crate::eval::{attr_value, json_text};
+use crate::eval::{attr_value, json_text, raw_text};
 use crate::exec::{all_columns, get, Sink};
 use crate::lang::{Column, Field, Key};
 use crate::QueryError;
 use arrow::array::{Array, RecordBatch, StringArray, TimestampNanosecondArray, UInt8Array};
 use serde::Serialize;
 use serde_json::Value;
+use sightline_pipeline::normalize::Members;
 use sightline_pipeline::{Level, LogRecord};
 use sightline_store::part;
 use std::cmp::Ordering;
@@ -141,6 +142,23 @@ impl Sink for LogsSink {
         if self.rows.len() > 2 * self.keep() + 1024 || self.bytes > self.max_bytes {
             self.trim();
         }
+        self.check_bytes()
+    }
+
+    fn fork(&self) -> Option<Self> {
+        Some(LogsSink::new(self.limit, self.cursor, self.max_bytes))
+    }
+
+    fn merge(&mut self, other: Self) -> Result<(), QueryError> {
+        self.rows.extend(other.rows);
+        self.bytes += other.bytes;
+        self.trim();
+        self.check_bytes()
+    }
+}
+
+impl LogsSink {
+    fn check_bytes(&self) -> Result<(), QueryError> {
         if self.bytes > self.max_bytes {
             return Err(QueryError::TooExpensive(format!(
                 "the page is over {} MiB: lower limit or select fewer fields",
@@ -334,45 +352,74 @@ impl Sink for AggSink {
             });
         }
         let nk = srcs.len();
-        let mut codes = vec![[0i64; MAX_KEYS]; n];
+        // One code column per key.
+        let mut codes: Vec<Vec<i64>> = vec![Vec::with_capacity(n); nk];
         let mut dicts: Vec<Dict<'_>> = (0..nk).map(|_| Dict::default()).collect();
         let mut owned: Vec<Vec<String>> = vec![Vec::new(); nk];
         for (k, s) in srcs.iter().enumerate() {
+            let out = &mut codes[k];
             match s {
-                Src::Time(ts, w) => {
-                    for (row, t) in codes.iter_mut().zip(ts.values().iter()) {
-                        row[k] = t - t.rem_euclid(*w);
-                    }
-                }
-                Src::Sev(a) => {
-                    for (row, v) in codes.iter_mut().zip(a.values().iter()) {
-                        row[k] = *v as i64;
-                    }
-                }
+                Src::Time(ts, w) => out.extend(ts.values().iter().map(|t| t - t.rem_euclid(*w))),
+                Src::Sev(a) => out.extend(a.values().iter().map(|v| *v as i64)),
                 Src::Str(a) => {
                     let d = &mut dicts[k];
-                    for (i, row) in codes.iter_mut().enumerate() {
-                        row[k] = d.code(if a.is_null(i) { "" } else { a.value(i) });
+                    for i in 0..n {
+                        out.push(d.code(if a.is_null(i) { "" } else { a.value(i) }));
                     }
                 }
                 Src::Attr(a, p) => {
                     let mut seen: FastMap<String, i64> = FastMap::default();
-                    for (i, row) in codes.iter_mut().enumerate() {
+                    for i in 0..n {
                         let v = attr_value(a.value(i), p)
                             .map(|v| json_text(&v))
                             .unwrap_or_default();
                         let next = seen.len() as i64;
-                        row[k] = *seen.entry(v.clone()).or_insert_with(|| {
+                        out.push(*seen.entry(v.clone()).or_insert_with(|| {
                             owned[k].push(v);
                             next
-                        });
+                        }));
                     }
                 }
             }
         }
-        let mut local: FastMap<[i64; MAX_KEYS], u64> = FastMap::default();
-        for row in &codes {
-            *local.entry(*row).or_insert(0) += 1;
+        // Count rows by their codes: the narrowest key type that holds them.
+        let mut local: Vec<([i64; MAX_KEYS], u64)> = Vec::new();
+        match nk {
+            0 => local.push(([0; MAX_KEYS], n as u64)),
+            1 => {
+                let mut m: FastMap<i64, u64> = FastMap::default();
+                for c in &codes[0] {
+                    *m.entry(*c).or_insert(0) += 1;
+                }
+                local.extend(m.into_iter().map(|(a, c)| {
+                    let mut k = [0; MAX_KEYS];
+                    k[0] = a;
+                    (k, c)
+                }));
+            }
+            2 => {
+                let mut m: FastMap<(i64, i64), u64> = FastMap::default();
+                for (a, b) in codes[0].iter().zip(&codes[1]) {
+                    *m.entry((*a, *b)).or_insert(0) += 1;
+                }
+                local.extend(m.into_iter().map(|((a, b), c)| {
+                    let mut k = [0; MAX_KEYS];
+                    k[0] = a;
+                    k[1] = b;
+                    (k, c)
+                }));
+            }
+            _ => {
+                let mut m: FastMap<[i64; MAX_KEYS], u64> = FastMap::default();
+                for i in 0..n {
+                    let mut k = [0; MAX_KEYS];
+                    for (j, col) in codes.iter().enumerate() {
+                        k[j] = col[i];
+                    }
+                    *m.entry(k).or_insert(0) += 1;
+                }
+                local.extend(m);
+            }
         }
         for (row, c) in local {
             let key: Vec<GroupVal> = (0..nk)
@@ -385,6 +432,27 @@ impl Sink for AggSink {
                 .collect();
             *self.groups.entry(key).or_insert(0) += c;
         }
+        self.check_groups()
+    }
+
+    fn fork(&self) -> Option<Self> {
+        Some(AggSink {
+            keys: self.keys.clone(),
+            groups: HashMap::new(),
+            max_groups: self.max_groups,
+        })
+    }
+
+    fn merge(&mut self, other: Self) -> Result<(), QueryError> {
+        for (k, c) in other.groups {
+            *self.groups.entry(k).or_insert(0) += c;
+        }
+        self.check_groups()
+    }
+}
+
+impl AggSink {
+    fn check_groups(&self) -> Result<(), QueryError> {
         if self.groups.len() > self.max_groups {
             return Err(QueryError::TooExpensive(format!(
                 "more than {} groups: group by fewer or coarser keys, or narrow the query",
@@ -516,17 +584,41 @@ impl Sink for FacetSink {
             }
         }
         for i in 0..n {
-            if let Ok(Value::Object(m)) = serde_json::from_str::<Value>(attrs.value(i)) {
-                for (k, v) in m {
-                    match v {
-                        Value::Null => {}
-                        Value::Object(_) | Value::Array(_) => self.add(&k, ""),
-                        v => self.add(&k, &json_text(&v)),
+            if let Ok(m) = Members::parse(attrs.value(i)) {
+                for (k, v) in &m.0 {
+                    if let Some(t) = raw_text(v) {
+                        self.add(k, &t);
                     }
                 }
             }
         }
         self.rows += n;
+        Ok(())
+    }
+
+    fn fork(&self) -> Option<Self> {
+        Some(FacetSink::new(self.max_rows))
+    }
+
+    fn merge(&mut self, other: Self) -> Result<(), QueryError> {
+        self.rows += other.rows;
+        for (name, f) in other.fields {
+            if !self.fields.contains_key(&name) && self.fields.len() >= FACET_FIELDS {
+                continue;
+            }
+            let mine = self.fields.entry(name).or_default();
+            mine.count += f.count;
+            mine.truncated |= f.truncated;
+            for (v, c) in f.values {
+                if let Some(m) = mine.values.get_mut(&v) {
+                    *m += c;
+                } else if mine.values.len() < FACET_VALUES {
+                    mine.values.insert(v, c);
+                } else {
+                    mine.truncated = true;
+                }
+            }
+        }
         Ok(())
     }
 }

@@ -381,6 +381,16 @@ impl Sink for FlowSink {
         }
         Ok(())
     }
+
+    /// Flows are folded on one thread (an event's place in its flow depends
+    /// on the others).
+    fn fork(&self) -> Option<Self> {
+        None
+    }
+
+    fn merge(&mut self, _other: Self) -> Result<(), QueryError> {
+        Ok(())
+    }
 }
 
 /// Counts and percentiles over a set of flows.

@@ -336,3 +336,42 @@ fn hostile_queries_are_bounded() {
         .unwrap_err();
     assert!(e.to_string().contains("time limit"), "{e}");
 }
+
+#[test]
+fn conjuncts_implied_by_statistics_keep_answers() {
+    // One part per service, one level per part: `service:` and `level:` terms
+    // are implied by row-group statistics there and skipped, not lost.
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = StoreConfig::new(dir.path());
+    cfg.retention = None;
+    let store = LogStore::open(cfg).unwrap();
+    let mut seed = 11u64;
+    let mut all = Vec::new();
+    for (svc, level) in [("api", Level::Error), ("worker", Level::Info)] {
+        let mut recs = records(2000, &mut seed, 1_795_625_000_000_000_000);
+        for r in &mut recs {
+            r.service = svc.to_string();
+            r.level = level;
+        }
+        all.extend(recs.clone());
+        store.append_blocking(recs).unwrap();
+        store.flush().unwrap();
+    }
+    let engine = Engine::new(Limits::default());
+    for q in [
+        "service:api",
+        "service:api level:>=error",
+        "service:worker level:info status:500",
+        "level:<=info",
+        "level:>warning -service:worker",
+    ] {
+        let parsed = lang::parse(q).unwrap();
+        let f = Filter::new(&parsed.expr);
+        let want = all.iter().filter(|r| f.matches_record(r)).count();
+        let (got, _, _) = engine
+            .records(&store, &parsed.expr, Range::ALL, 10_000, None)
+            .unwrap();
+        assert_eq!(got.len(), want, "{q}");
+        assert!(want > 0, "{q} matches something");
+    }
+}
