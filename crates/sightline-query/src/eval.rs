@@ -6,11 +6,13 @@
 use crate::lang::{CmpOp, Column, Expr, Field, Match};
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, Input};
 use arrow::array::{
-    Array, BooleanArray, BooleanBufferBuilder, RecordBatch, StringArray, UInt8Array,
+    Array, BooleanArray, BooleanBufferBuilder, DictionaryArray, RecordBatch, StringArray,
+    UInt8Array,
 };
 use arrow::compute::kernels::cmp;
 use arrow::compute::kernels::comparison::starts_with;
 use arrow::compute::{and, not, or, prep_null_mask_filter};
+use arrow::datatypes::Int32Type;
 use arrow::error::ArrowError;
 use serde_json::value::RawValue;
 use serde_json::Value;
@@ -156,6 +158,35 @@ impl Filter {
     }
 }
 
+/// Evaluates a predicate over a string column that may be dictionary encoded
+/// (low-cardinality columns are read from parts as dictionaries): on a
+/// dictionary the predicate runs once per distinct value, then maps by key.
+fn on_strings(
+    b: &RecordBatch,
+    name: &str,
+    f: impl Fn(&StringArray) -> Result<BooleanArray, ArrowError>,
+) -> Result<BooleanArray, ArrowError> {
+    let a = b
+        .column_by_name(name)
+        .ok_or_else(|| ArrowError::SchemaError(format!("batch lacks column {name}")))?;
+    if let Some(d) = a.as_any().downcast_ref::<DictionaryArray<Int32Type>>() {
+        let values = d
+            .values()
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .ok_or_else(|| ArrowError::SchemaError(format!("{name}: not a string dictionary")))?;
+        let m = f(values)?;
+        let taken = arrow::compute::take(&m, d.keys(), None)?;
+        let taken = taken
+            .as_any()
+            .downcast_ref::<BooleanArray>()
+            .expect("take of a boolean array is boolean")
+            .clone();
+        return Ok(no_nulls(taken));
+    }
+    Ok(no_nulls(f(column(b, name)?)?))
+}
+
 fn column<'a>(b: &'a RecordBatch, name: &str) -> Result<&'a StringArray, ArrowError> {
     b.column_by_name(name)
         .and_then(|c| c.as_any().downcast_ref::<StringArray>())
@@ -239,8 +270,8 @@ impl Leaf {
         match &self.field {
             Field::Text => {
                 let needle = self.needle.as_ref().expect("text needle");
-                let m = contains_ci(column(b, "message")?, needle);
-                let e = contains_ci(column(b, "exception")?, needle);
+                let m = on_strings(b, "message", |a| Ok(contains_ci(a, needle)))?;
+                let e = on_strings(b, "exception", |a| Ok(contains_ci(a, needle)))?;
                 or(&m, &e)
             }
             Field::Column(Column::Level) => {
@@ -269,8 +300,7 @@ impl Leaf {
                     _ => BooleanArray::from(vec![false; n]),
                 })
             }
-            Field::Column(c) => {
-                let a = column(b, c.name())?;
+            Field::Column(c) => on_strings(b, c.name(), |a| {
                 Ok(no_nulls(match &self.op {
                     Match::Eq(v) => match &self.needle {
                         Some(needle) => contains_ci(a, needle),
@@ -283,7 +313,7 @@ impl Leaf {
                         .map(|v| Some(v.is_some_and(|v| op.test(cmp_text(v, want)))))
                         .collect(),
                 }))
-            }
+            }),
             Field::Attr(path) => {
                 let a = column(b, "attributes")?;
                 let probe = memchr::memmem::Finder::new(self.attr_probe.as_deref().unwrap_or(b""));

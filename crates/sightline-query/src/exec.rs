@@ -8,7 +8,7 @@
 use crate::eval::Filter;
 use crate::lang::{CmpOp, Column, Expr, Field, Match};
 use crate::QueryError;
-use arrow::array::{Array, BooleanArray, RecordBatch, TimestampNanosecondArray};
+use arrow::array::{Array, BooleanArray, RecordBatch, StringArray, TimestampNanosecondArray};
 use parking_lot::Mutex;
 use parquet::arrow::arrow_reader::{
     ArrowPredicate, ArrowPredicateFn, ArrowReaderMetadata, ArrowReaderOptions,
@@ -162,6 +162,112 @@ pub struct MetaCache {
     map: Mutex<HashMap<(i64, i64, String), ArrowReaderMetadata>>,
 }
 
+/// Low-cardinality string columns, read from parts as dictionaries: filters
+/// run once per distinct value and group-bys count by key, instead of per row.
+pub const DICT_COLUMNS: [&str; 5] = ["service", "environment", "message", "logger", "host"];
+
+/// The part schema as the executor reads it (`DICT_COLUMNS` as dictionaries).
+pub fn read_schema() -> arrow::datatypes::SchemaRef {
+    use arrow::datatypes::{DataType, Field as ArrowField, Schema};
+    static S: std::sync::OnceLock<arrow::datatypes::SchemaRef> = std::sync::OnceLock::new();
+    S.get_or_init(|| {
+        let fields: Vec<ArrowField> = part::schema()
+            .fields()
+            .iter()
+            .map(|f| {
+                if DICT_COLUMNS.contains(&f.name().as_str()) {
+                    ArrowField::new(
+                        f.name(),
+                        DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+                        f.is_nullable(),
+                    )
+                } else {
+                    f.as_ref().clone()
+                }
+            })
+            .collect();
+        std::sync::Arc::new(Schema::new_with_metadata(
+            fields,
+            part::schema().metadata().clone(),
+        ))
+    })
+    .clone()
+}
+
+/// A batch with dictionary columns turned back into plain strings (for
+/// code that builds records).
+pub fn plain(b: &RecordBatch) -> Result<RecordBatch, QueryError> {
+    use arrow::datatypes::DataType;
+    if !b
+        .columns()
+        .iter()
+        .any(|c| matches!(c.data_type(), DataType::Dictionary(..)))
+    {
+        return Ok(b.clone());
+    }
+    let mut fields = Vec::with_capacity(b.num_columns());
+    let mut cols = Vec::with_capacity(b.num_columns());
+    for (f, c) in b.schema().fields().iter().zip(b.columns()) {
+        if matches!(c.data_type(), DataType::Dictionary(..)) {
+            cols.push(arrow::compute::cast(c, &DataType::Utf8)?);
+            fields.push(arrow::datatypes::Field::new(
+                f.name(),
+                DataType::Utf8,
+                f.is_nullable(),
+            ));
+        } else {
+            cols.push(c.clone());
+            fields.push(f.as_ref().clone());
+        }
+    }
+    Ok(RecordBatch::try_new(
+        std::sync::Arc::new(arrow::datatypes::Schema::new(fields)),
+        cols,
+    )?)
+}
+
+/// A string column of a scanned batch, plain or dictionary encoded.
+#[derive(Debug, Clone, Copy)]
+pub enum Strings<'a> {
+    Plain(&'a StringArray),
+    Dict(&'a arrow::array::Int32DictionaryArray, &'a StringArray),
+}
+
+impl<'a> Strings<'a> {
+    pub fn of(b: &'a RecordBatch, name: &str) -> Result<Strings<'a>, QueryError> {
+        let a = b
+            .column_by_name(name)
+            .ok_or_else(|| QueryError::Internal(format!("scanned batch lacks column {name}")))?;
+        if let Some(p) = a.as_any().downcast_ref::<StringArray>() {
+            return Ok(Strings::Plain(p));
+        }
+        if let Some(d) = a
+            .as_any()
+            .downcast_ref::<arrow::array::Int32DictionaryArray>()
+        {
+            if let Some(v) = d.values().as_any().downcast_ref::<StringArray>() {
+                return Ok(Strings::Dict(d, v));
+            }
+        }
+        Err(QueryError::Internal(format!(
+            "{name} is not a string column"
+        )))
+    }
+
+    pub fn value(&self, i: usize) -> Option<&'a str> {
+        match self {
+            Strings::Plain(a) => (!a.is_null(i)).then(|| a.value(i)),
+            Strings::Dict(d, v) => {
+                if d.is_null(i) {
+                    return None;
+                }
+                let k = d.keys().value(i) as usize;
+                (!v.is_null(k)).then(|| v.value(k))
+            }
+        }
+    }
+}
+
 /// Most part footers kept.
 const META_CACHE_ENTRIES: usize = 4096;
 
@@ -177,7 +283,10 @@ impl MetaCache {
             return Ok((m.clone(), File::open(&path)?));
         }
         let b = part::open(&path)?;
-        let meta = ArrowReaderMetadata::try_new(b.metadata().clone(), ArrowReaderOptions::new())?;
+        let meta = ArrowReaderMetadata::try_new(
+            b.metadata().clone(),
+            ArrowReaderOptions::new().with_schema(read_schema()),
+        )?;
         let mut map = self.map.lock();
         if map.len() >= META_CACHE_ENTRIES {
             map.clear();

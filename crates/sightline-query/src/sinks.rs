@@ -3,7 +3,7 @@
 //! state while rows stream through; none materializes the rows it counts.
 
 use crate::eval::{attr_value, json_text, raw_text};
-use crate::exec::{all_columns, get, Sink};
+use crate::exec::{all_columns, get, plain, Sink, Strings};
 use crate::lang::{Column, Field, Key};
 use crate::QueryError;
 use arrow::array::{Array, RecordBatch, StringArray, TimestampNanosecondArray, UInt8Array};
@@ -134,7 +134,7 @@ impl Sink for LogsSink {
 
     fn push(&mut self, batch: &RecordBatch) -> Result<(), QueryError> {
         let start = self.rows.len();
-        part::batch_to_records(batch, &mut self.rows);
+        part::batch_to_records(&plain(batch)?, &mut self.rows);
         self.bytes += self.rows[start..]
             .iter()
             .map(|r| r.approx_bytes())
@@ -335,7 +335,7 @@ impl Sink for AggSink {
         // neither allocates nor hashes strings twice.
         enum Src<'a> {
             Time(&'a TimestampNanosecondArray, i64),
-            Str(&'a StringArray),
+            Str(Strings<'a>),
             Sev(&'a UInt8Array),
             Attr(&'a StringArray, &'a str),
         }
@@ -346,7 +346,7 @@ impl Sink for AggSink {
                 Key::Field(Field::Column(Column::Level)) => {
                     Src::Sev(get::<UInt8Array>(b, "severity")?)
                 }
-                Key::Field(Field::Column(c)) => Src::Str(get::<StringArray>(b, c.name())?),
+                Key::Field(Field::Column(c)) => Src::Str(Strings::of(b, c.name())?),
                 Key::Field(Field::Attr(p)) => Src::Attr(get::<StringArray>(b, "attributes")?, p),
                 Key::Field(Field::Text) => unreachable!("refused in new()"),
             });
@@ -361,10 +361,31 @@ impl Sink for AggSink {
             match s {
                 Src::Time(ts, w) => out.extend(ts.values().iter().map(|t| t - t.rem_euclid(*w))),
                 Src::Sev(a) => out.extend(a.values().iter().map(|v| *v as i64)),
-                Src::Str(a) => {
+                Src::Str(Strings::Plain(a)) => {
                     let d = &mut dicts[k];
                     for i in 0..n {
                         out.push(d.code(if a.is_null(i) { "" } else { a.value(i) }));
+                    }
+                }
+                Src::Str(Strings::Dict(keys, values)) => {
+                    // One code per dictionary value, then per row by key.
+                    let d = &mut dicts[k];
+                    let by_key: Vec<i64> = (0..values.len())
+                        .map(|j| {
+                            d.code(if values.is_null(j) {
+                                ""
+                            } else {
+                                values.value(j)
+                            })
+                        })
+                        .collect();
+                    let empty = d.code("");
+                    for i in 0..n {
+                        out.push(if keys.is_null(i) {
+                            empty
+                        } else {
+                            by_key[keys.keys().value(i) as usize]
+                        });
                     }
                 }
                 Src::Attr(a, p) => {
@@ -575,11 +596,11 @@ impl Sink for FacetSink {
             self.add("level", level_name(sev.value(i)));
         }
         for c in FACET_COLUMNS {
-            let a = get::<StringArray>(b, c)?;
+            let a = Strings::of(b, c)?;
             let name = if c == "message" { "event" } else { c };
             for i in 0..n {
-                if !a.is_null(i) {
-                    self.add(name, a.value(i));
+                if let Some(v) = a.value(i) {
+                    self.add(name, v);
                 }
             }
         }

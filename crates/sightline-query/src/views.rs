@@ -3,7 +3,7 @@
 //! events sharing a `flow_id`) with their status and the step where they stopped.
 
 use crate::eval::json_text;
-use crate::exec::{get, Sink};
+use crate::exec::{get, Sink, Strings};
 use crate::QueryError;
 use arrow::array::{Array, RecordBatch, StringArray, TimestampNanosecondArray, UInt8Array};
 use serde::Serialize;
@@ -348,9 +348,9 @@ impl Sink for FlowSink {
 
     fn push(&mut self, b: &RecordBatch) -> Result<(), QueryError> {
         let ts = get::<TimestampNanosecondArray>(b, "timestamp")?;
-        let svc = get::<StringArray>(b, "service")?;
+        let svc = Strings::of(b, "service")?;
         let sev = get::<UInt8Array>(b, "severity")?;
-        let msg = get::<StringArray>(b, "message")?;
+        let msg = Strings::of(b, "message")?;
         let flow = get::<StringArray>(b, "flow_id")?;
         let attrs = get::<StringArray>(b, "attributes")?;
         let exc = get::<StringArray>(b, "exception")?;
@@ -369,9 +369,9 @@ impl Sink for FlowSink {
             self.flows.entry(id.to_string()).or_default().add(
                 Row {
                     ts: ts.value(i),
-                    service: svc.value(i),
+                    service: svc.value(i).unwrap_or(""),
                     level: Level::from_u8(sev.value(i)).unwrap_or(Level::Info),
-                    message: msg.value(i),
+                    message: msg.value(i).unwrap_or(""),
                     attributes: attrs.value(i),
                     exception: opt(exc, i),
                     request_id: opt(req, i),

@@ -375,3 +375,58 @@ fn conjuncts_implied_by_statistics_keep_answers() {
         assert!(want > 0, "{q} matches something");
     }
 }
+
+/// Records the type of `message` in every batch a scan hands over.
+struct TypeSink(Vec<arrow::datatypes::DataType>);
+
+impl sightline_query::exec::Sink for TypeSink {
+    fn columns(&self) -> std::collections::BTreeSet<&'static str> {
+        ["message"].into_iter().collect()
+    }
+    fn push(&mut self, b: &arrow::array::RecordBatch) -> Result<(), sightline_query::QueryError> {
+        self.0
+            .push(b.column_by_name("message").unwrap().data_type().clone());
+        Ok(())
+    }
+    fn fork(&self) -> Option<Self> {
+        None
+    }
+    fn merge(&mut self, _: Self) -> Result<(), sightline_query::QueryError> {
+        Ok(())
+    }
+}
+
+#[test]
+fn low_cardinality_columns_are_read_as_dictionaries() {
+    use sightline_query::exec::{scan, Budget, MetaCache, Plan};
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = StoreConfig::new(dir.path());
+    cfg.retention = None;
+    let store = LogStore::open(cfg).unwrap();
+    let mut seed = 5u64;
+    store
+        .append_blocking(records(1000, &mut seed, 1_795_625_000_000_000_000))
+        .unwrap();
+    store.flush().unwrap();
+    let mut sink = TypeSink(Vec::new());
+    let plan = Plan::new(&lang::parse("*").unwrap().expr, i64::MIN, i64::MAX);
+    let budget = Budget {
+        deadline: std::time::Instant::now() + std::time::Duration::from_secs(30),
+    };
+    scan(
+        &store.snapshot(),
+        &MetaCache::default(),
+        &plan,
+        budget,
+        &mut sink,
+    )
+    .unwrap();
+    assert!(!sink.0.is_empty());
+    assert!(
+        sink.0
+            .iter()
+            .all(|t| matches!(t, arrow::datatypes::DataType::Dictionary(..))),
+        "{:?}",
+        sink.0
+    );
+}
