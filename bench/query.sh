@@ -155,8 +155,20 @@ for i in "${!NAMES[@]}"; do
   a=$(for _ in $(seq "$RUNS"); do sl_time --data-urlencode "${SLQ[$i]}" --data-urlencode "start=$DAY_START" --data-urlencode "end=$DAY_END" "$SL_URL"; done | median)
   cp "$WORK/last.json" "$WORK/sl-$i.json"
   b=$(for _ in $(seq "$RUNS"); do ch_time "${CHQ[$i]}"; done | median)
+  cp "$WORK/last.json" "$WORK/ch-$i.json"
   awk -v n="${NAMES[$i]}" -v a="$a" -v b="$b" 'BEGIN{printf "%-38s sightline %8.1f ms   clickhouse %8.1f ms   ratio %.2f\n", n, a*1000, b*1000, a/b}'
 done
+# The same answers: the word count, and the top events of one service.
+python3 - "$WORK" <<'PY'
+import json, sys
+w = sys.argv[1]
+sl, ch = json.load(open(f"{w}/sl-1.json")), json.load(open(f"{w}/ch-1.json"))
+print(f"answers: TimeoutError count sightline {sl['series'][0]['value']} / clickhouse {ch['data'][0]['count()']}")
+sl, ch = json.load(open(f"{w}/sl-4.json")), json.load(open(f"{w}/ch-4.json"))
+a = [(s['labels']['message'], s['value']) for s in sl['series']]
+b = [(r['event'], int(r['c'])) for r in ch['data']]
+print(f"answers: top events of worker {'equal' if a == b else 'DIFFER'}: {a[:3]} …")
+PY
 # Facets: Sightline samples the newest facet_rows (100k) matching rows; the
 # ClickHouse query computes top values of the same fields over all of them.
 a=$(for _ in $(seq "$RUNS"); do curl -sS -o /dev/null -w '%{time_total}\n' -G -H "Authorization: Bearer $TOKEN" \

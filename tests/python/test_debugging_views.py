@@ -19,7 +19,7 @@ import requests
 from conftest import TOKEN, Sightline, _free_port
 
 APP_DIR = Path(__file__).resolve().parents[2] / "examples" / "fastapi-app"
-STALL_TIMEOUT_SECS = 3
+STALL_TIMEOUT_SECS = 6
 CONFIG = f"[flows]\nstall_timeout_secs = {STALL_TIMEOUT_SECS}\n"
 POLL_SECS = 15
 STEPS = ["load_completed", "clear_answers", "enable_retake"]

@@ -439,13 +439,16 @@ pub fn scan<S: Sink + Send>(
     } else {
         Vec::new()
     };
+    let parts_read: Mutex<BTreeSet<usize>> = Mutex::new(BTreeSet::new());
     let results: Vec<Result<(S, WorkerStats), QueryError>> = std::thread::scope(|sc| {
         let handles: Vec<_> = forks
             .into_iter()
             .map(|mut f| {
                 let (ctx, groups, next) = (&ctx, &groups, &next);
+                let parts_read = &parts_read;
                 sc.spawn(move || {
                     let w = ctx.drain(groups, next, &mut f)?;
+                    parts_read.lock().extend(w.parts.iter().copied());
                     Ok((f, w))
                 })
             })
@@ -461,6 +464,7 @@ pub fn scan<S: Sink + Send>(
         match mine {
             Ok(w) => {
                 stats.merge(&w);
+                parts_read.lock().extend(w.parts.iter().copied());
             }
             Err(e) => out.push(Err(e)),
         }
@@ -471,6 +475,7 @@ pub fn scan<S: Sink + Send>(
         stats.merge(&w);
         sink.merge(f)?;
     }
+    stats.parts_read = parts_read.into_inner().len();
     Ok(stats)
 }
 
@@ -529,7 +534,6 @@ impl ScanStats {
     fn merge(&mut self, w: &WorkerStats) {
         self.row_groups_read += w.row_groups_read;
         self.rows_matched += w.rows_matched;
-        self.parts_read += w.parts.len();
     }
 }
 
