@@ -267,3 +267,45 @@ fn tail_streams_new_matching_lines() {
     sender.join().unwrap();
     assert_eq!(got, ["loud"]);
 }
+
+#[test]
+fn cli_logs_follow_prints_new_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(&dir.path().join("data"), "");
+    let mut child = std::process::Command::new(crate::support::bin())
+        .args(["logs", "level:error", "--since", "1h", "-f"])
+        .env("SIGHTLINE_URL", s.url(""))
+        .env("SIGHTLINE_API_TOKEN", TOKEN)
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let url = s.url("/api/v1/logs/ingest?service=cli");
+    let sender = std::thread::spawn(move || {
+        let a = crate::support::agent();
+        // Until the follower is attached, lines may be missed: keep sending.
+        for i in 0..40 {
+            let body = format!(
+                "{{\"event\":\"quiet-{i}\",\"level\":\"info\"}}\n{{\"event\":\"boom-{i}\",\"level\":\"error\",\"request_id\":\"r-{i}\"}}\n"
+            );
+            a.post(&url).send(body.as_bytes()).unwrap();
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    });
+    let mut lines = BufReader::new(out).lines();
+    let first = lines.next().unwrap().unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    sender.join().unwrap();
+    assert!(
+        first.contains("ERROR") && first.contains("boom-"),
+        "{first}"
+    );
+    assert!(
+        first.contains("service") || first.contains("cli"),
+        "{first}"
+    );
+    assert!(!first.contains("quiet"), "{first}");
+}
