@@ -863,7 +863,7 @@ fn write_part_file(
     inner: &Inner,
     day: &str,
     batches: &mut dyn Iterator<Item = Result<arrow::array::RecordBatch, StoreError>>,
-    ndv: part::Ndv,
+    rows_hint: usize,
     level: i64,
 ) -> Result<PartMeta, StoreError> {
     let root = &inner.cfg.data_dir;
@@ -874,7 +874,7 @@ fn write_part_file(
     } else {
         part::ZSTD_LEVEL
     };
-    let written = match part::write_part(&tmp, batches, ndv, zstd) {
+    let written = match part::write_part(&tmp, batches, rows_hint, zstd) {
         Ok(w) => w,
         Err(e) => {
             let _ = std::fs::remove_file(&tmp);
@@ -938,8 +938,7 @@ fn flush_frozen(inner: &Arc<Inner>, f: &Arc<Frozen>) -> Result<(), StoreError> {
                 r.approx_bytes()
             })
             .map(|c| Ok(part::to_batch(c)));
-        let ndv = part::ndv_of_records(rows);
-        match write_part_file(inner, &day, &mut chunks, ndv, 0) {
+        match write_part_file(inner, &day, &mut chunks, rows.len(), 0) {
             Ok(m) => metas.push(m),
             Err(e) => {
                 cleanup(&metas);
@@ -1050,8 +1049,7 @@ fn compact_parts(inner: &Arc<Inner>) -> Result<(), StoreError> {
         }
         let level = picked.iter().map(|p| p.level).max().unwrap_or(0) + 1;
         let mut merged = part::merge_sorted(&batches, part::BUILD_CHUNK_ROWS);
-        let ndv = part::ndv_of_batches(&batches);
-        let meta = write_part_file(inner, day, &mut merged, ndv, level)?;
+        let meta = write_part_file(inner, day, &mut merged, rows as usize, level)?;
         drop(merged);
         drop(batches);
         let removed: Vec<i64> = picked.iter().map(|p| p.id).collect();

@@ -137,43 +137,7 @@ pub fn to_batch(rows: &[&LogRecord]) -> RecordBatch {
     RecordBatch::try_new(schema(), columns).expect("columns match the schema")
 }
 
-/// Distinct values per bloom-filter column (`BLOOM_COLUMNS` order): bloom
-/// filters are sized for these, not for the row count (an id repeated on six
-/// lines, or a column that is always null, needs a fraction of the bytes).
-pub type Ndv = [usize; 4];
-
-/// Distinct values of the bloom columns among records.
-pub fn ndv_of_records(rows: &[&LogRecord]) -> Ndv {
-    let mut sets: [std::collections::HashSet<&str>; 4] = Default::default();
-    for r in rows {
-        for (set, v) in sets.iter_mut().zip([
-            r.request_id.as_deref(),
-            r.flow_id.as_deref(),
-            r.trace_id.as_deref(),
-            r.user_id.as_deref(),
-        ]) {
-            if let Some(v) = v {
-                set.insert(v);
-            }
-        }
-    }
-    sets.map(|s| s.len())
-}
-
-/// Distinct values of the bloom columns among part batches.
-pub fn ndv_of_batches(batches: &[RecordBatch]) -> Ndv {
-    let mut out = [0; 4];
-    for (i, c) in BLOOM_COLUMNS.iter().enumerate() {
-        let mut set = std::collections::HashSet::new();
-        for b in batches {
-            set.extend(col::<StringArray>(b, c).iter().flatten());
-        }
-        out[i] = set.len();
-    }
-    out
-}
-
-fn writer_props(ndv: Ndv, zstd_level: i32) -> WriterProperties {
+fn writer_props(rows: usize, zstd_level: i32) -> WriterProperties {
     let mut b = WriterProperties::builder()
         .set_compression(Compression::ZSTD(
             ZstdLevel::try_new(zstd_level).expect("valid zstd level"),
@@ -192,8 +156,8 @@ fn writer_props(ndv: Ndv, zstd_level: i32) -> WriterProperties {
     for c in ["request_id", "trace_id", "span_id", "flow_id", "attributes"] {
         b = b.set_column_dictionary_enabled(ColumnPath::from(c), false);
     }
-    for (c, ndv) in BLOOM_COLUMNS.into_iter().zip(ndv) {
-        let ndv = ndv.clamp(1, ROW_GROUP_ROWS) as u64;
+    let ndv = rows.clamp(1, ROW_GROUP_ROWS) as u64;
+    for c in BLOOM_COLUMNS {
         b = b
             .set_column_bloom_filter_enabled(ColumnPath::from(c), true)
             .set_column_bloom_filter_fpp(ColumnPath::from(c), 0.01)
@@ -216,11 +180,11 @@ pub struct Written {
 pub fn write_part(
     path: &Path,
     batches: &mut dyn Iterator<Item = Result<RecordBatch, StoreError>>,
-    ndv: Ndv,
+    rows_hint: usize,
     zstd_level: i32,
 ) -> Result<Written, StoreError> {
     let file = File::create(path)?;
-    let mut w = ArrowWriter::try_new(file, schema(), Some(writer_props(ndv, zstd_level)))?;
+    let mut w = ArrowWriter::try_new(file, schema(), Some(writer_props(rows_hint, zstd_level)))?;
     let (mut rows, mut min_ts, mut max_ts) = (0usize, i64::MAX, i64::MIN);
     for batch in batches {
         let batch = batch?;
