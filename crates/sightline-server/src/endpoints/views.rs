@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use sightline_query::views::FlowStatus;
-use sightline_query::{now_ns, FlowFilter};
+use sightline_query::{now_ns, FlowFilter, Range};
 
 /// Flow lists and stats look this far back when `start` is not given.
 pub const DEFAULT_FLOW_WINDOW_NS: i64 = 24 * 3600 * 1_000_000_000;
@@ -61,7 +61,13 @@ pub struct FlowParams {
     limit: Option<String>,
 }
 
-fn filter_of(p: &FlowParams) -> Result<FlowFilter, ApiError> {
+/// The flow filter and time range of a request (default: the last 24 h).
+fn filter_of(p: &FlowParams) -> Result<(FlowFilter, Range), ApiError> {
+    let range = range_of(
+        &p.start,
+        &p.end,
+        Some(now_ns().saturating_sub(DEFAULT_FLOW_WINDOW_NS)),
+    )?;
     let ne = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
     let status = match ne(&p.status) {
         None => None,
@@ -71,21 +77,17 @@ fn filter_of(p: &FlowParams) -> Result<FlowFilter, ApiError> {
             ))
         })?),
     };
-    Ok(FlowFilter {
+    let filter = FlowFilter {
         name: ne(&p.name),
         service: ne(&p.service),
         status,
-    })
+    };
+    Ok((filter, range))
 }
 
 pub async fn flows(State(app): State<AppState>, Query(p): Query<FlowParams>) -> Response {
     async fn run(app: AppState, p: FlowParams) -> Result<Response, ApiError> {
-        let filter = filter_of(&p)?;
-        let range = range_of(
-            &p.start,
-            &p.end,
-            Some(now_ns().saturating_sub(DEFAULT_FLOW_WINDOW_NS)),
-        )?;
+        let (filter, range) = filter_of(&p)?;
         let limit = match p.limit.as_deref() {
             None | Some("") => 100,
             Some(s) => s
@@ -111,12 +113,7 @@ pub async fn flows(State(app): State<AppState>, Query(p): Query<FlowParams>) -> 
 
 pub async fn flow_stats(State(app): State<AppState>, Query(p): Query<FlowParams>) -> Response {
     async fn run(app: AppState, p: FlowParams) -> Result<Response, ApiError> {
-        let filter = filter_of(&p)?;
-        let range = range_of(
-            &p.start,
-            &p.end,
-            Some(now_ns().saturating_sub(DEFAULT_FLOW_WINDOW_NS)),
-        )?;
+        let (filter, range) = filter_of(&p)?;
         let s = run_query(&app, "flow_stats", move |a| {
             a.engine.flow_stats(&a.store, &filter, range)
         })
