@@ -18,20 +18,8 @@ DURATION=${DURATION:-20}
 CONNS=${CONNS:-8}
 SL_PORT=${SL_PORT:-14318}
 CH_PORT=${CH_PORT:-18123}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/sightline-target}
-
-need() {
-  if ! command -v "$1" >/dev/null 2>&1; then
-    apt-get update -qq && apt-get install -y -qq --no-install-recommends "$2" >/dev/null
-  fi
-}
+. bench/lib.sh
 need wrk wrk
-need /usr/sbin/clickhouse-server clickhouse-server
-need clickhouse-client clickhouse-client
-
-cargo build --release --bin sightline --examples
-BIN=$CARGO_TARGET_DIR/release/sightline
-EX=$CARGO_TARGET_DIR/release/examples
 WORK=${WORK:-$(mktemp -d "${TMPDIR:-/var/tmp}/sightline-bench.XXXXXX")}
 mkdir -p "$WORK"
 PIDS=()
@@ -52,8 +40,6 @@ sed 's/": /":/g; s/\\/\\\\/g' "$WORK/lines.ndjson" | split -l "$BODY_LINES" -d -
 NB=$(ls "$WORK/nd" | wc -l)
 
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
-hwm_mb() { awk '/VmHWM/{printf "%.0f", $2/1024}' "/proc/$1/status"; }
-rss_mb() { awk '/VmRSS/{printf "%.0f", $2/1024}' "/proc/$1/status"; }
 TCK=$(getconf CLK_TCK)
 
 # run_wrk NAME URL BODYDIR CONTENT_TYPE PID → prints one result line
@@ -70,7 +56,6 @@ run_wrk() {
     cpu=c/t; printf "%-28s %10.0f lines/s  %10.0f lines/cpu-s  server cpu %5.2f cores  p50 %7.1f ms  p99 %7.1f ms  non-2xx %d  rss %s MB (peak %s MB)\n", n, l/s, (cpu>0?l/cpu:0), cpu/s, p50, p99, e, rss, hwm }'
 }
 
-wait_http() { for _ in $(seq 1 200); do curl -sf "$1" >/dev/null 2>&1 && return 0; sleep 0.05; done; echo "no answer from $1"; exit 1; }
 
 # Generated rows are dated 2026-11-25: retention off so nothing is dropped mid-run.
 printf '[storage]\nretention_days = 0\n' > "$WORK/sightline.toml"

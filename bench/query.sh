@@ -19,19 +19,7 @@ RUNS=${RUNS:-7}
 BODY_LINES=${BODY_LINES:-5000}
 SL_PORT=${SL_PORT:-14318}
 CH_PORT=${CH_PORT:-18123}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/sightline-target}
-
-need() {
-  if ! command -v "$1" >/dev/null 2>&1; then
-    apt-get update -qq && apt-get install -y -qq --no-install-recommends "$2" >/dev/null
-  fi
-}
-need /usr/sbin/clickhouse-server clickhouse-server
-need clickhouse-client clickhouse-client
-
-cargo build --release --bin sightline --examples
-BIN=$CARGO_TARGET_DIR/release/sightline
-EX=$CARGO_TARGET_DIR/release/examples
+. bench/lib.sh
 WORK=${WORK:-$(mktemp -d "${TMPDIR:-/var/tmp}/sightline-qbench.XXXXXX")}
 mkdir -p "$WORK"
 PIDS=()
@@ -60,9 +48,6 @@ ID_COLD=$(sed -n "$((LINES * 7 / 10))p" "$WORK/lines.ndjson" | grep -o '"request
 DAY_START=2026-11-25T00:00:00Z
 DAY_END=2026-11-26T00:00:00Z
 
-rss_mb() { awk '/VmRSS/{printf "%.0f", $2/1024}' "/proc/$1/status"; }
-hwm_mb() { awk '/VmHWM/{printf "%.0f", $2/1024}' "/proc/$1/status"; }
-wait_http() { for _ in $(seq 1 600); do curl -sf "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "no answer from $1"; exit 1; }
 drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || echo "(cannot drop the page cache: cold numbers are warm)"; }
 median() { sort -g | awk '{a[NR]=$1} END{print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 

@@ -1,0 +1,20 @@
+# Shared by the benchmark scripts (sourced): tool installation, the release
+# build, and small /proc and HTTP helpers.
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/sightline-target}
+
+# need COMMAND DEBIAN_PACKAGE: installs the package when the command is missing.
+need() {
+  if ! command -v "$1" >/dev/null 2>&1; then
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends "$2" >/dev/null
+  fi
+}
+need /usr/sbin/clickhouse-server clickhouse-server
+need clickhouse-client clickhouse-client
+
+cargo build --release --bin sightline --examples
+BIN=$CARGO_TARGET_DIR/release/sightline
+EX=$CARGO_TARGET_DIR/release/examples
+
+rss_mb() { awk '/VmRSS/{printf "%.0f", $2/1024}' "/proc/$1/status"; }
+hwm_mb() { awk '/VmHWM/{printf "%.0f", $2/1024}' "/proc/$1/status"; }
+wait_http() { for _ in $(seq 1 600); do curl -sf "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "no answer from $1"; exit 1; }
