@@ -282,10 +282,15 @@ impl MetaCache {
         if let Some(m) = self.map.lock().get(&key) {
             return Ok((m.clone(), File::open(&path)?));
         }
-        let b = part::open(&path)?;
-        let meta = ArrowReaderMetadata::try_new(
-            b.metadata().clone(),
-            ArrowReaderOptions::new().with_schema(read_schema()),
+        // Validates the format and version first.
+        drop(part::open(&path)?);
+        // The offset index (page locations) lets the reader skip, without
+        // decompressing, every page holding none of the rows a filter kept.
+        let meta = ArrowReaderMetadata::load(
+            &File::open(&path)?,
+            ArrowReaderOptions::new()
+                .with_schema(read_schema())
+                .with_offset_index_policy(parquet::file::metadata::PageIndexPolicy::Optional),
         )?;
         let mut map = self.map.lock();
         if map.len() >= META_CACHE_ENTRIES {
