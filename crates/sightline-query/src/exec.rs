@@ -47,6 +47,10 @@ pub trait Sink {
     fn wants(&self, _max_ts: i64) -> bool {
         true
     }
+    /// Whether batches must come newest first (else the head is not sorted).
+    fn ordered(&self) -> bool {
+        false
+    }
     fn push(&mut self, batch: &RecordBatch) -> Result<(), QueryError>;
     /// An empty sink of the same kind for another scanning thread, or `None`
     /// when the sink must see every row on one thread.
@@ -352,14 +356,17 @@ pub fn scan<S: Sink + Send>(
         }
         stats.head_rows += c.len();
     }
-    head.sort_by_key(|r| std::cmp::Reverse(r.timestamp_ns));
+    if sink.ordered() {
+        head.sort_by_key(|r| std::cmp::Reverse(r.timestamp_ns));
+    }
+    let wanted: Vec<&str> = sink.columns().into_iter().collect();
     for rows in head.chunks(READ_BATCH_ROWS) {
         budget.check()?;
-        if !sink.wants(rows[0].timestamp_ns) {
+        if sink.ordered() && !sink.wants(rows[0].timestamp_ns) {
             break;
         }
         stats.rows_matched += rows.len();
-        sink.push(&part::to_batch(rows))?;
+        sink.push(&part::to_batch_of(rows, &wanted))?;
     }
 
     // Parts: prune by the manifest's time range, then row groups by statistics

@@ -121,6 +121,10 @@ impl Sink for LogsSink {
         all_columns()
     }
 
+    fn ordered(&self) -> bool {
+        true
+    }
+
     fn wants(&self, max_ts: i64) -> bool {
         if self.rows.len() < self.keep() {
             return true;
@@ -582,6 +586,10 @@ impl Sink for FacetSink {
         c.insert("severity");
         c.insert("attributes");
         c
+    }
+
+    fn ordered(&self) -> bool {
+        true
     }
 
     fn wants(&self, _max_ts: i64) -> bool {

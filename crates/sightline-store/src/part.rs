@@ -90,11 +90,14 @@ pub fn schema() -> SchemaRef {
 
 /// Builds a record batch from rows, in the given order.
 pub fn to_batch(rows: &[&LogRecord]) -> RecordBatch {
+    to_batch_of(rows, &COLUMNS)
+}
+
+/// Builds a batch holding only the named part columns (in part order), e.g.
+/// the two a count by time and level reads: the head is queried without
+/// copying columns nobody asked for.
+pub fn to_batch_of(rows: &[&LogRecord], names: &[&str]) -> RecordBatch {
     let n = rows.len();
-    let ts = TimestampNanosecondArray::from_iter_values(rows.iter().map(|r| r.timestamp_ns))
-        .with_timezone("UTC");
-    let recv = TimestampNanosecondArray::from_iter_values(rows.iter().map(|r| r.received_ns))
-        .with_timezone("UTC");
     let req = |f: &dyn Fn(&LogRecord) -> &str| -> ArrayRef {
         let mut b = StringBuilder::with_capacity(n, n * 8);
         for r in rows {
@@ -109,32 +112,58 @@ pub fn to_batch(rows: &[&LogRecord]) -> RecordBatch {
         }
         Arc::new(b.finish())
     };
-    let mut truncated = BooleanBuilder::with_capacity(n);
-    for r in rows {
-        truncated.append_value(r.truncated);
+    let full = schema();
+    let mut fields = Vec::new();
+    let mut columns: Vec<ArrayRef> = Vec::new();
+    for (i, c) in COLUMNS.iter().enumerate() {
+        if !names.contains(c) {
+            continue;
+        }
+        fields.push(full.field(i).clone());
+        columns.push(match *c {
+            "timestamp" => Arc::new(
+                TimestampNanosecondArray::from_iter_values(rows.iter().map(|r| r.timestamp_ns))
+                    .with_timezone("UTC"),
+            ),
+            "received_at" => Arc::new(
+                TimestampNanosecondArray::from_iter_values(rows.iter().map(|r| r.received_ns))
+                    .with_timezone("UTC"),
+            ),
+            "service" => req(&|r| &r.service),
+            "environment" => opt(&|r| r.environment.as_deref()),
+            "level" => req(&|r| r.level.as_str()),
+            "severity" => Arc::new(UInt8Array::from_iter_values(
+                rows.iter().map(|r| r.level.severity()),
+            )),
+            "message" => req(&|r| &r.message),
+            "logger" => opt(&|r| r.logger.as_deref()),
+            "request_id" => opt(&|r| r.request_id.as_deref()),
+            "flow_id" => opt(&|r| r.flow_id.as_deref()),
+            "trace_id" => opt(&|r| r.trace_id.as_deref()),
+            "span_id" => opt(&|r| r.span_id.as_deref()),
+            "user_id" => opt(&|r| r.user_id.as_deref()),
+            "exception" => opt(&|r| r.exception.as_deref()),
+            "host" => opt(&|r| r.host.as_deref()),
+            "attributes" => req(&|r| &r.attributes),
+            "truncated" => {
+                let mut t = BooleanBuilder::with_capacity(n);
+                for r in rows {
+                    t.append_value(r.truncated);
+                }
+                Arc::new(t.finish())
+            }
+            other => unreachable!("column {other} has a builder"),
+        });
     }
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(ts),
-        Arc::new(recv),
-        req(&|r| &r.service),
-        opt(&|r| r.environment.as_deref()),
-        req(&|r| r.level.as_str()),
-        Arc::new(UInt8Array::from_iter_values(
-            rows.iter().map(|r| r.level.severity()),
-        )),
-        req(&|r| &r.message),
-        opt(&|r| r.logger.as_deref()),
-        opt(&|r| r.request_id.as_deref()),
-        opt(&|r| r.flow_id.as_deref()),
-        opt(&|r| r.trace_id.as_deref()),
-        opt(&|r| r.span_id.as_deref()),
-        opt(&|r| r.user_id.as_deref()),
-        opt(&|r| r.exception.as_deref()),
-        opt(&|r| r.host.as_deref()),
-        req(&|r| &r.attributes),
-        Arc::new(truncated.finish()),
-    ];
-    RecordBatch::try_new(schema(), columns).expect("columns match the schema")
+    if names.len() == COLUMNS.len() {
+        return RecordBatch::try_new(full, columns).expect("columns match the schema");
+    }
+    RecordBatch::try_new_with_options(
+        Arc::new(Schema::new(fields)),
+        columns,
+        &arrow::array::RecordBatchOptions::new().with_row_count(Some(n)),
+    )
+    .expect("columns match their fields")
 }
 
 fn writer_props(rows: usize, zstd_level: i32) -> WriterProperties {
