@@ -32,6 +32,20 @@ pub struct Config {
     pub scrub: ScrubConfig,
     pub query: QueryLimits,
     pub flows: Flows,
+    /// Projects with fixed ids and keys (so DSNs survive a new data dir).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub projects: Vec<ProjectConfig>,
+}
+
+/// `[[projects]]`: a project Sightline makes sure exists on start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectConfig {
+    pub name: String,
+    /// The number in the DSN's path (`/42`); the next free one when unset.
+    pub id: Option<i64>,
+    /// Public keys (32 hex digits) accepted for this project.
+    pub keys: Vec<String>,
 }
 
 /// Bounds on one log query (search, aggregation, facets, flows).
@@ -132,6 +146,7 @@ impl Default for Config {
             scrub: ScrubConfig::default(),
             query: QueryLimits::default(),
             flows: Flows::default(),
+            projects: Vec::new(),
         }
     }
 }

@@ -80,6 +80,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Overloaded(m) => ApiError::Overloaded(format!("{m}; retry later")),
             StoreError::Closed => ApiError::Overloaded("shutting down; retry later".into()),
+            StoreError::Invalid(m) => ApiError::BadRequest(m),
             StoreError::DiskFull(m) => {
                 ApiError::DiskFull(format!("disk full, nothing was stored: {m}"))
             }

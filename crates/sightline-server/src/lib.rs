@@ -43,6 +43,8 @@ pub struct App {
     pub engine: sightline_query::Engine,
     /// Every acknowledged chunk, for live tails.
     pub tail: tokio::sync::broadcast::Sender<sightline_store::Chunk>,
+    /// Projects and their public keys (`DATA/meta.sqlite`).
+    pub projects: parking_lot::Mutex<sightline_store::projects::Projects>,
 }
 
 pub type AppState = Arc<App>;
@@ -64,6 +66,14 @@ pub fn routes(app: AppState) -> Router {
         .route("/api/v1/flows", get(endpoints::views::flows))
         .route("/api/v1/flows/stats", get(endpoints::views::flow_stats))
         .route("/api/v1/flows/{flow_id}", get(endpoints::views::flow))
+        .route(
+            "/api/v1/projects",
+            get(endpoints::projects::list).post(endpoints::projects::create),
+        )
+        .route(
+            "/api/v1/projects/{name}/keys",
+            post(endpoints::projects::add_key),
+        )
         .route_layer(middleware::from_fn_with_state(
             app.clone(),
             require_api_token,
@@ -161,6 +171,7 @@ pub fn build(config: Config) -> anyhow_like::Result<AppState> {
                 .map_err(|e| format!("cannot store ingest key: {e}"))?,
         })
     };
+    let projects = open_projects(&config)?;
     let normalizer = Normalizer::new(Scrubber::new(&config.scrub), config.limits.max_record_bytes);
     let (tail, _) = tokio::sync::broadcast::channel(TAIL_CHUNKS);
     let tx = tail.clone();
@@ -175,6 +186,7 @@ pub fn build(config: Config) -> anyhow_like::Result<AppState> {
         query_slots: Semaphore::new(config.query.max_concurrent.max(1)),
         engine: sightline_query::Engine::new(config.query_limits()),
         tail,
+        projects: parking_lot::Mutex::new(projects),
         config,
         store: Arc::new(store),
         normalizer,
@@ -182,6 +194,23 @@ pub fn build(config: Config) -> anyhow_like::Result<AppState> {
         api_token,
         ingest_key,
     }))
+}
+
+/// Opens the projects metadata, makes the declared projects exist, and creates
+/// a `default` project with a new key when there is none.
+fn open_projects(config: &Config) -> anyhow_like::Result<sightline_store::projects::Projects> {
+    let path = config.data_dir.join(sightline_store::files::META_FILE);
+    let mut p = sightline_store::projects::Projects::open(&path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    for d in &config.projects {
+        p.declare(&d.name, d.id, &d.keys)
+            .map_err(|e| format!("[[projects]] {}: {e}", d.name))?;
+    }
+    if p.list().map_err(|e| e.to_string())?.is_empty() {
+        p.create("default", None, &endpoints::projects::new_key())
+            .map_err(|e| format!("cannot create the default project: {e}"))?;
+    }
+    Ok(p)
 }
 
 /// Error type of [`build`] and [`serve`]: a message for the operator.
@@ -196,12 +225,29 @@ pub fn banner(app: &App, addr: std::net::SocketAddr) -> String {
         Some(k) => format!("  ingest key:   {k}  (send as Authorization: Bearer <key>)\n"),
         None => "  ingest:       open on loopback (no key needed)\n".to_string(),
     };
+    let dsns: String = app
+        .projects
+        .lock()
+        .list()
+        .unwrap_or_default()
+        .iter()
+        .flat_map(|p| {
+            p.keys.iter().map(move |k| {
+                format!(
+                    "  Sentry DSN:   {}   (project {})\n",
+                    endpoints::projects::dsn(k, &addr.to_string(), p.id),
+                    p.name
+                )
+            })
+        })
+        .collect();
     format!(
         "Sightline {ver} is running\n\
          \x20 API/UI:       {base}/\n\
          \x20 API token:    {token}  (Authorization: Bearer <token>)\n\
          \x20 data dir:     {data}\n\
          {key_note}\
+         {dsns}\
          \x20 ingest logs:  POST {base}/api/v1/logs/ingest?service=NAME   (NDJSON: structlog JSON or plain lines; gzip/zstd)\n\
          \x20               POST {base}/v1/logs                           (OTLP/HTTP logs, protobuf or JSON)\n\
          \x20 ship logs:    python app.py 2>&1 | curl -sS --data-binary @- -H 'Content-Type: application/x-ndjson' '{base}/api/v1/logs/ingest?service=api'\n\

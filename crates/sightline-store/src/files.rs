@@ -7,6 +7,7 @@
 //!   LOCK                      held (flock) while a server owns the directory
 //!   api-token, ingest-key     generated secrets (owned by the server crate)
 //!   manifest.sqlite           parts, their time ranges and row counts, WAL coverage
+//!   meta.sqlite               projects and their public keys (Sentry DSNs)
 //!   wal/0000000000000001.wal  write-ahead log segments
 //!   parts/logs/2026-11-25/<id>.parquet   immutable columnar parts, by day
 //!   tmp/                      parts being written; emptied on open
@@ -21,6 +22,7 @@ pub const LOCK_FILE: &str = "LOCK";
 pub const API_TOKEN_FILE: &str = "api-token";
 pub const INGEST_KEY_FILE: &str = "ingest-key";
 pub const MANIFEST_FILE: &str = "manifest.sqlite";
+pub const META_FILE: &str = "meta.sqlite";
 pub const WAL_DIR: &str = "wal";
 pub const PARTS_DIR: &str = "parts";
 pub const TMP_DIR: &str = "tmp";

@@ -20,6 +20,7 @@ pub mod files;
 pub mod inspect;
 pub mod manifest;
 pub mod part;
+pub mod projects;
 pub mod query;
 pub mod stats;
 pub mod wal;
@@ -77,8 +78,10 @@ pub enum StoreError {
     Parquet(#[from] parquet::errors::ParquetError),
     #[error("arrow: {0}")]
     Arrow(#[from] arrow::error::ArrowError),
-    #[error("manifest: {0}")]
+    #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("{0}")]
+    Invalid(String),
 }
 
 impl StoreError {

@@ -535,3 +535,123 @@ pub fn flows(a: FlowsArgs) -> ExitCode {
     }
     ExitCode::SUCCESS
 }
+
+#[derive(clap::Subcommand, Debug)]
+pub enum ProjectsCommand {
+    /// Every project with its DSNs.
+    List {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Create a project (with a new key) and print its DSN.
+    Create {
+        /// Lowercase letters, digits, '-' or '_'.
+        name: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// The DSNs of one project; `--new` adds a key first.
+    Keys {
+        name: String,
+        #[arg(long)]
+        new: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
+impl Client {
+    fn send(&self, path: &str, body: Option<&Value>) -> Result<Value, String> {
+        let req = self
+            .agent
+            .post(format!("{}{path}", self.base))
+            .header("Authorization", format!("Bearer {}", self.token));
+        let resp = match body {
+            Some(b) => req.send_json(b),
+            None => req.send_empty(),
+        };
+        let mut resp = resp.map_err(|e| format!("cannot reach {}: {e}", self.base))?;
+        let status = resp.status().as_u16();
+        let text = resp
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| format!("reading the answer: {e}"))?;
+        let v: Value = serde_json::from_str(&text).map_err(|_| {
+            format!(
+                "HTTP {status}: {}",
+                text.chars().take(300).collect::<String>()
+            )
+        })?;
+        if !(200..300).contains(&status) {
+            return Err(format!(
+                "HTTP {status}: {}",
+                v["error"].as_str().unwrap_or(&text)
+            ));
+        }
+        Ok(v)
+    }
+
+    fn print_project(&self, p: &Value) {
+        println!(
+            "{} {}",
+            self.paint("1", p["name"].as_str().unwrap_or("")),
+            self.paint("2", &format!("(id {})", p["id"]))
+        );
+        for k in p["keys"].as_array().into_iter().flatten() {
+            println!("  {}", k["dsn"].as_str().unwrap_or(""));
+        }
+    }
+}
+
+pub fn projects(cmd: ProjectsCommand) -> ExitCode {
+    let (server, run): (&ServerArgs, Box<dyn Fn(&Client) -> Result<Value, String>>) = match &cmd {
+        ProjectsCommand::List { server } => (
+            server,
+            Box::new(|c: &Client| c.get("/api/v1/projects", &[])),
+        ),
+        ProjectsCommand::Create { name, server } => {
+            let body = serde_json::json!({ "name": name });
+            (
+                server,
+                Box::new(move |c: &Client| c.send("/api/v1/projects", Some(&body))),
+            )
+        }
+        ProjectsCommand::Keys { name, new, server } => {
+            let (name, new) = (name.clone(), *new);
+            (
+                server,
+                Box::new(move |c: &Client| {
+                    if new {
+                        return c.send(&format!("/api/v1/projects/{}/keys", enc(&name)), None);
+                    }
+                    let all = c.get("/api/v1/projects", &[])?;
+                    all["projects"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .find(|p| p["name"] == name.as_str())
+                        .cloned()
+                        .ok_or_else(|| format!("no project {name:?}"))
+                }),
+            )
+        }
+    };
+    let c = match Client::new(server) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let v = match run(&c) {
+        Ok(v) => v,
+        Err(e) => return fail(e),
+    };
+    if c.json {
+        c.print_json(&v);
+    } else if let Some(ps) = v["projects"].as_array() {
+        for p in ps {
+            c.print_project(p);
+        }
+    } else {
+        c.print_project(&v);
+    }
+    ExitCode::SUCCESS
+}

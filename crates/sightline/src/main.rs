@@ -44,6 +44,11 @@ enum Command {
     Flow(client::IdArgs),
     /// List flows (`--name retake_flow --status failed`), or `--stats`.
     Flows(client::FlowsArgs),
+    /// Projects and their Sentry DSNs: `list`, `create NAME`, `keys NAME [--new]`.
+    Projects {
+        #[command(subcommand)]
+        command: client::ProjectsCommand,
+    },
     Run(ship::RunArgs),
     Ship(ship::ShipArgs),
     /// Inspect the configuration.
@@ -124,6 +129,7 @@ fn main() -> ExitCode {
         Command::Request(args) => return client::request(args),
         Command::Flow(args) => return client::flow(args),
         Command::Flows(args) => return client::flows(args),
+        Command::Projects { command } => return client::projects(command),
         Command::Run(args) => return ship::run(args),
         Command::Ship(args) => return ship::ship(args),
         Command::Config {

@@ -4,6 +4,7 @@ pub mod health;
 pub mod logs_ingest;
 pub mod logs_query;
 pub mod otlp_logs;
+pub mod projects;
 pub mod views;
 
 use crate::error::ApiError;
