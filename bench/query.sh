@@ -150,7 +150,7 @@ w = sys.argv[1]
 sl, ch = json.load(open(f"{w}/sl-1.json")), json.load(open(f"{w}/ch-1.json"))
 print(f"answers: TimeoutError count sightline {sl['series'][0]['value']} / clickhouse {ch['data'][0]['count()']}")
 sl, ch = json.load(open(f"{w}/sl-4.json")), json.load(open(f"{w}/ch-4.json"))
-a = [(s['labels']['message'], s['value']) for s in sl['series']]
+a = [(s['labels']['event'], s['value']) for s in sl['series']]
 b = [(r['event'], int(r['c'])) for r in ch['data']]
 print(f"answers: top events of worker {'equal' if a == b else 'DIFFER'}: {a[:3]} …")
 PY

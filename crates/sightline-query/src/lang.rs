@@ -196,7 +196,8 @@ pub enum Expr {
 pub enum Key {
     /// Time buckets of this many nanoseconds.
     Time(i64),
-    Field(Field),
+    /// A field, and the name the query gave it (the label in results).
+    Field(Field, String),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -743,7 +744,7 @@ impl Parser {
                     } else if w == "_time" {
                         return err(c + 5, "expected a bucket size after _time, e.g. _time:1m");
                     } else {
-                        keys.push(Key::Field(Field::parse(&w)));
+                        keys.push(Key::Field(Field::parse(&w), w.clone()));
                     }
                 }
                 _ => return err(c, "expected a field name or _time:<duration>"),
@@ -855,7 +856,7 @@ mod tests {
             vec![Pipe::Count {
                 by: vec![
                     Key::Time(60_000_000_000),
-                    Key::Field(Field::Column(Column::Level))
+                    Key::Field(Field::Column(Column::Level), "level".into())
                 ]
             }]
         );
@@ -864,7 +865,7 @@ mod tests {
             q.pipes,
             vec![Pipe::Top {
                 n: 5,
-                by: vec![Key::Field(Field::Column(Column::Message))]
+                by: vec![Key::Field(Field::Column(Column::Message), "event".into())]
             }]
         );
         let q = parse("| fields request_id, status").unwrap();

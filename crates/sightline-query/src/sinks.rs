@@ -226,7 +226,7 @@ pub struct Series {
 
 impl AggSink {
     pub fn new(keys: Vec<Key>, max_groups: usize) -> Result<AggSink, QueryError> {
-        if keys.iter().any(|k| matches!(k, Key::Field(Field::Text))) {
+        if keys.iter().any(|k| matches!(k, Key::Field(Field::Text, _))) {
             return Err(QueryError::BadRequest("cannot group by text".into()));
         }
         Ok(AggSink {
@@ -243,7 +243,7 @@ impl AggSink {
             .keys
             .iter()
             .filter_map(|k| match k {
-                Key::Field(f) => Some(f.name()),
+                Key::Field(_, label) => Some(label.as_str()),
                 Key::Time(_) => None,
             })
             .collect();
@@ -318,10 +318,10 @@ impl Sink for AggSink {
         for k in &self.keys {
             match k {
                 Key::Time(_) => c.insert("timestamp"),
-                Key::Field(Field::Column(Column::Level)) => c.insert("severity"),
-                Key::Field(Field::Column(col)) => c.insert(col.name()),
-                Key::Field(Field::Attr(_)) => c.insert("attributes"),
-                Key::Field(Field::Text) => false,
+                Key::Field(Field::Column(Column::Level), _) => c.insert("severity"),
+                Key::Field(Field::Column(col), _) => c.insert(col.name()),
+                Key::Field(Field::Attr(_), _) => c.insert("attributes"),
+                Key::Field(Field::Text, _) => false,
             };
         }
         if c.is_empty() {
@@ -347,12 +347,12 @@ impl Sink for AggSink {
         for k in &self.keys {
             srcs.push(match k {
                 Key::Time(w) => Src::Time(get::<TimestampNanosecondArray>(b, "timestamp")?, *w),
-                Key::Field(Field::Column(Column::Level)) => {
+                Key::Field(Field::Column(Column::Level), _) => {
                     Src::Sev(get::<UInt8Array>(b, "severity")?)
                 }
-                Key::Field(Field::Column(c)) => Src::Str(Strings::of(b, c.name())?),
-                Key::Field(Field::Attr(p)) => Src::Attr(get::<StringArray>(b, "attributes")?, p),
-                Key::Field(Field::Text) => unreachable!("refused in new()"),
+                Key::Field(Field::Column(c), _) => Src::Str(Strings::of(b, c.name())?),
+                Key::Field(Field::Attr(p), _) => Src::Attr(get::<StringArray>(b, "attributes")?, p),
+                Key::Field(Field::Text, _) => unreachable!("refused in new()"),
             });
         }
         let nk = srcs.len();

@@ -68,10 +68,12 @@ impl Projects {
                  COMMIT;",
             )?,
             META_VERSION => {}
-            v => return Err(StoreError::Corrupt(format!(
+            v => {
+                return Err(StoreError::Corrupt(format!(
                 "{}: metadata version {v} is newer than this build understands ({META_VERSION})",
                 path.display()
-            ))),
+            )))
+            }
         }
         Ok(Projects { conn })
     }
