@@ -679,8 +679,3 @@ pub fn get<'a, T: 'static>(b: &'a RecordBatch, name: &str) -> Result<&'a T, Quer
         .and_then(|c| c.as_any().downcast_ref::<T>())
         .ok_or_else(|| QueryError::Internal(format!("scanned batch lacks column {name}")))
 }
-
-/// True when a column of a batch is null at `i` (absent columns count as null).
-pub fn is_null(a: &dyn Array, i: usize) -> bool {
-    a.is_null(i)
-}

@@ -213,6 +213,9 @@ pub enum GroupVal {
     Str(String),
 }
 
+/// Counts per time bucket start (ns).
+type Points = Vec<(i64, u64)>;
+
 /// One result series: its labels and either a count or time-bucketed points.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Series {
@@ -281,7 +284,7 @@ impl AggSink {
                     };
                     by.entry(g).or_default().push((t, c));
                 }
-                let mut v: Vec<(Vec<GroupVal>, Vec<(i64, u64)>)> = by.into_iter().collect();
+                let mut v: Vec<(Vec<GroupVal>, Points)> = by.into_iter().collect();
                 let total = |p: &Vec<(i64, u64)>| p.iter().map(|x| x.1).sum::<u64>();
                 v.sort_by(|a, b| total(&b.1).cmp(&total(&a.1)).then_with(|| a.0.cmp(&b.0)));
                 if let Some(n) = top {

@@ -603,8 +603,11 @@ impl Client {
     }
 }
 
+/// One call against the server, chosen by the subcommand.
+type Call<'a> = Box<dyn Fn(&Client) -> Result<Value, String> + 'a>;
+
 pub fn projects(cmd: ProjectsCommand) -> ExitCode {
-    let (server, run): (&ServerArgs, Box<dyn Fn(&Client) -> Result<Value, String>>) = match &cmd {
+    let (server, run): (&ServerArgs, Call<'_>) = match &cmd {
         ProjectsCommand::List { server } => (
             server,
             Box::new(|c: &Client| c.get("/api/v1/projects", &[])),

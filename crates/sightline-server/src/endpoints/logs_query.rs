@@ -17,7 +17,7 @@ use serde::Deserialize;
 use sightline_pipeline::Level;
 use sightline_query::eval::Filter;
 use sightline_query::lang::{self, CmpOp, Column, Expr, Field, Match, Term};
-use sightline_query::{now_ns, Answer, Range};
+use sightline_query::{now_ns, Range};
 use sightline_store::Chunk;
 use std::time::{Duration, Instant};
 
@@ -241,6 +241,3 @@ pub async fn tail(State(app): State<AppState>, Query(p): Query<Params>) -> Respo
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response()
 }
-
-/// Kept for the answer type's users.
-pub type LogsAnswer = Answer;
