@@ -74,6 +74,25 @@ fn check_views(s: &Server) {
             .unwrap()
             .contains("score out of range")));
 
+    // `| fields` keeps the timestamp and the named fields (typed or not).
+    let r = search(s, "request_id:req-retake-fail | fields event, step", "");
+    let logs = r["logs"].as_array().unwrap();
+    assert_eq!(logs.len(), 4);
+    for l in logs {
+        let keys: Vec<&str> = l.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+        assert_eq!(keys, ["timestamp", "event", "step"], "{l}");
+    }
+    let steps: Vec<&serde_json::Value> = logs.iter().map(|l| &l["step"]).collect();
+    assert_eq!(
+        steps,
+        [
+            &serde_json::Value::Null,
+            &serde_json::json!("clear_answers"),
+            &serde_json::json!("load_completed"),
+            &serde_json::Value::Null
+        ]
+    );
+
     // Pages walk every row once.
     let mut seen = std::collections::BTreeSet::new();
     let mut cursor = String::new();
