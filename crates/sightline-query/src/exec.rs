@@ -15,6 +15,7 @@ use parquet::arrow::arrow_reader::{
     ParquetRecordBatchReaderBuilder, RowFilter,
 };
 use parquet::arrow::ProjectionMask;
+use parquet::bloom_filter::Sbbf;
 use parquet::file::statistics::Statistics;
 use sightline_pipeline::LogRecord;
 use sightline_store::{part, Snapshot};
@@ -164,6 +165,49 @@ impl Plan {
 #[derive(Debug, Default)]
 pub struct MetaCache {
     map: Mutex<HashMap<(i64, i64, String), ArrowReaderMetadata>>,
+    /// Bloom filters read so far, by (part id, part bytes, row group, column);
+    /// `None` when the column chunk has none. Bounded by `BLOOM_CACHE_BYTES`.
+    blooms: Mutex<BloomCache>,
+}
+
+#[derive(Debug, Default)]
+struct BloomCache {
+    map: HashMap<(i64, i64, usize, usize), Option<std::sync::Arc<Sbbf>>>,
+    bytes: usize,
+}
+
+/// Memory kept for cached bloom filters (an id lookup then reads no filter
+/// from disk: at 100M lines that is ~750 filters per lookup).
+pub const BLOOM_CACHE_BYTES: usize = 64 << 20;
+
+impl MetaCache {
+    /// A row group's bloom filter for a column, from memory when seen before.
+    fn bloom(
+        &self,
+        builder: &ParquetRecordBatchReaderBuilder<File>,
+        p: &sightline_store::manifest::PartMeta,
+        rg: usize,
+        col: usize,
+    ) -> Result<Option<std::sync::Arc<Sbbf>>, QueryError> {
+        let key = (p.id, p.bytes, rg, col);
+        if let Some(b) = self.blooms.lock().map.get(&key) {
+            return Ok(b.clone());
+        }
+        let b = builder
+            .get_row_group_column_bloom_filter(rg, col)?
+            .map(std::sync::Arc::new);
+        let size = b.as_ref().map_or(0, |b| b.num_blocks() * 32) + 64;
+        let mut c = self.blooms.lock();
+        if c.bytes + size > BLOOM_CACHE_BYTES {
+            // Full: start over rather than track recency (parts are read
+            // newest first, so the recent ones come back first).
+            c.map.clear();
+            c.bytes = 0;
+        }
+        c.bytes += size;
+        c.map.insert(key, b.clone());
+        Ok(b)
+    }
 }
 
 /// Low-cardinality string columns, read from parts as dictionaries: filters
@@ -412,9 +456,7 @@ pub fn scan<S: Sink + Send>(
                 }
             }
             for (name, want) in &plan.ids {
-                if let Some(sbbf) =
-                    builder.get_row_group_column_bloom_filter(i, part::col_index(name))?
-                {
+                if let Some(sbbf) = cache.bloom(&builder, p, i, part::col_index(name))? {
                     if !sbbf.check(&want.as_str()) {
                         continue 'rg;
                     }
