@@ -27,6 +27,10 @@ pub fn newest_first(a: &LogRecord, b: &LogRecord) -> Ordering {
         .then_with(|| a.attributes.cmp(&b.attributes))
 }
 
+/// Most rows sharing one timestamp a cursor may skip (plain-text lines of one
+/// request share their receive time, so this can be large, but not unbounded).
+const MAX_CURSOR_SKIP: usize = 100_000_000;
+
 /// Where the next page starts: rows older than `ts`, and rows at `ts` after
 /// the first `skip`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,9 +44,13 @@ impl Cursor {
         let bad =
             || QueryError::BadRequest(format!("invalid cursor {s:?}: pass next_cursor unchanged"));
         let (ts, skip) = s.split_once('.').ok_or_else(bad)?;
+        let skip: usize = skip.parse().map_err(|_| bad())?;
+        if skip > MAX_CURSOR_SKIP {
+            return Err(bad());
+        }
         Ok(Cursor {
             ts: ts.parse().map_err(|_| bad())?,
-            skip: skip.parse().map_err(|_| bad())?,
+            skip,
         })
     }
     pub fn render(&self) -> String {
@@ -74,7 +82,9 @@ impl LogsSink {
     /// Rows kept: the page, the cursor's skipped rows and one more (to know
     /// whether another page exists).
     fn keep(&self) -> usize {
-        self.limit + self.cursor.map_or(0, |c| c.skip) + 1
+        self.limit
+            .saturating_add(self.cursor.map_or(0, |c| c.skip))
+            .saturating_add(1)
     }
 
     fn trim(&mut self) {

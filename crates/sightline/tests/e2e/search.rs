@@ -212,6 +212,7 @@ fn bad_queries_get_clear_errors() {
     err("*", "&limit=100000000", 400);
     err("*", "&start=yesterday", 400);
     err("*", "&cursor=garbage", 400);
+    err("*", "&cursor=1.18446744073709551615", 400);
     let e = err("* | count by (_time:1ms, request_id)", "", 422);
     assert!(e["error"].as_str().unwrap().contains("more than 5 groups"));
     assert_eq!(s.get("/api/v1/flows?status=sideways").status, 400);
