@@ -662,9 +662,16 @@ impl GroupReader<'_> {
         }
         let rg = meta.metadata().row_group(g.rg);
         for (f, cols, e) in &plan.conjuncts {
-            if cols.is_empty() || implied(e, rg) {
+            if matches!(f, Filter::All) || implied(e, rg) {
                 continue;
             }
+            // A conjunct that reads no column (`NOT *`) still needs rows to
+            // count: give it the narrowest one.
+            let cols = if cols.is_empty() {
+                &BTreeSet::from(["severity"])
+            } else {
+                cols
+            };
             let f = f.clone();
             preds.push(Box::new(ArrowPredicateFn::new(
                 mask(cols),

@@ -502,6 +502,23 @@ impl Parser {
             return Ok(Expr::Not(Box::new(e)));
         }
         if let Some(Tok::Word(w)) = self.peek() {
+            // `-(…)` and `-"phrase"`: a lone '-' glued to a group or a phrase.
+            if w == "-"
+                && matches!(
+                    self.toks.get(self.pos + 1),
+                    Some(Token {
+                        tok: Tok::LParen | Tok::Quoted(_),
+                        glued: true,
+                        ..
+                    })
+                )
+            {
+                self.pos += 1;
+                self.enter()?;
+                let e = self.primary()?;
+                self.depth -= 1;
+                return Ok(Expr::Not(Box::new(e)));
+            }
             if let Some(rest) = w.strip_prefix('-').filter(|r| !r.is_empty()) {
                 // `-field:value` / `-word`: negation (a lone '-' is a word).
                 let at = self.toks[self.pos].at + 1;
@@ -845,6 +862,21 @@ mod tests {
                 ])
             ])
         );
+    }
+
+    #[test]
+    fn minus_negates_groups_and_phrases() {
+        let w = |s: &str| t(Field::Text, Match::Eq(s.into()));
+        assert_eq!(
+            parse("-(a OR b)").unwrap().expr,
+            Expr::Not(Box::new(Expr::Or(vec![w("a"), w("b")])))
+        );
+        assert_eq!(
+            parse("x -\"time out\"").unwrap().expr,
+            Expr::And(vec![w("x"), Expr::Not(Box::new(w("time out")))])
+        );
+        // A lone '-' apart from what follows is a word.
+        assert_eq!(parse("- a").unwrap().expr, Expr::And(vec![w("-"), w("a")]));
     }
 
     #[test]

@@ -25,11 +25,21 @@ pub fn newest_first(a: &LogRecord, b: &LogRecord) -> Ordering {
         .then_with(|| a.message.cmp(&b.message))
         .then_with(|| a.request_id.cmp(&b.request_id))
         .then_with(|| a.attributes.cmp(&b.attributes))
+        .then_with(|| a.level.cmp(&b.level))
+        .then_with(|| a.host.cmp(&b.host))
+        .then_with(|| a.logger.cmp(&b.logger))
+        .then_with(|| a.environment.cmp(&b.environment))
+        .then_with(|| a.trace_id.cmp(&b.trace_id))
+        .then_with(|| a.span_id.cmp(&b.span_id))
+        .then_with(|| a.user_id.cmp(&b.user_id))
+        .then_with(|| a.flow_id.cmp(&b.flow_id))
+        .then_with(|| a.exception.cmp(&b.exception))
+        .then_with(|| a.truncated.cmp(&b.truncated))
 }
 
 /// Most rows sharing one timestamp a cursor may skip (plain-text lines of one
 /// request share their receive time, so this can be large, but not unbounded).
-const MAX_CURSOR_SKIP: usize = 100_000_000;
+const MAX_CURSOR_SKIP: usize = 1_000_000;
 
 /// Where the next page starts: rows older than `ts`, and rows at `ts` after
 /// the first `skip`.
@@ -376,7 +386,11 @@ impl Sink for AggSink {
         for (k, s) in srcs.iter().enumerate() {
             let out = &mut codes[k];
             match s {
-                Src::Time(ts, w) => out.extend(ts.values().iter().map(|t| t - t.rem_euclid(*w))),
+                Src::Time(ts, w) => out.extend(
+                    ts.values()
+                        .iter()
+                        .map(|t| t.div_euclid(*w).saturating_mul(*w)),
+                ),
                 Src::Sev(a) => out.extend(a.values().iter().map(|v| *v as i64)),
                 Src::Str(Strings::Plain(a)) => {
                     let d = &mut dicts[k];
@@ -638,8 +652,10 @@ impl Sink for FacetSink {
         Ok(())
     }
 
+    /// Facets are of the newest `max_rows` rows: one thread, newest first
+    /// (forks would each count their own `max_rows`).
     fn fork(&self) -> Option<Self> {
-        Some(FacetSink::new(self.max_rows))
+        None
     }
 
     fn merge(&mut self, other: Self) -> Result<(), QueryError> {

@@ -52,6 +52,9 @@ pub fn parse_duration(s: &str) -> Result<i64, String> {
             return Err(format!("duration {s:?} is too long"));
         }
         total = total.saturating_add(v as i64);
+        if total > 1_000_000_000_000_000_000 {
+            return Err(format!("duration {s:?} is too long"));
+        }
     }
     Ok(total)
 }
@@ -109,6 +112,7 @@ mod tests {
         assert!(parse_duration("5y").unwrap_err().contains("unknown unit"));
         assert!(parse_duration("m").is_err());
         assert!(parse_duration("99999999999999999999d").is_err());
+        assert!(parse_duration("1000000000s1000000000s1000000000s1000000000s1000000000s").is_err());
     }
 
     #[test]

@@ -45,7 +45,9 @@ pub fn request_timeline(request_id: &str, mut rows: Vec<LogRecord>, more: bool) 
         services: services.into_iter().map(String::from).collect(),
         first_seen: first.map(format_rfc3339_nanos),
         last_seen: last.map(format_rfc3339_nanos),
-        duration_ms: first.zip(last).map(|(a, b)| (b - a) as f64 / 1e6),
+        duration_ms: first
+            .zip(last)
+            .map(|(a, b)| b.saturating_sub(a) as f64 / 1e6),
         levels,
         logs: rows.iter().map(|r| r.to_json()).collect(),
         truncated: more,
@@ -266,7 +268,7 @@ impl Acc {
             status,
             started_at: format_rfc3339_nanos(started),
             ended_at: end.map(format_rfc3339_nanos),
-            duration_ms: (end.unwrap_or(self.last) - started) as f64 / 1e6,
+            duration_ms: end.unwrap_or(self.last).saturating_sub(started) as f64 / 1e6,
             last_event_at: format_rfc3339_nanos(self.last),
             steps: self.steps,
             failed_at_step,

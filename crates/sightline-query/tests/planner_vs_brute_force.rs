@@ -430,3 +430,37 @@ fn low_cardinality_columns_are_read_as_dictionaries() {
         sink.0
     );
 }
+
+#[test]
+fn negated_groups_and_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = StoreConfig::new(dir.path());
+    cfg.retention = None;
+    let store = LogStore::open(cfg).unwrap();
+    let mut seed = 13u64;
+    let recs = records(3000, &mut seed, 1_795_625_000_000_000_000);
+    store.append_blocking(recs[..2000].to_vec()).unwrap();
+    store.flush().unwrap();
+    store.append_blocking(recs[2000..].to_vec()).unwrap();
+    let engine = Engine::new(Limits::default());
+    let count = |q: &str| match engine.search(&store, q, Range::ALL, 10, None).unwrap() {
+        Answer::Series { series, .. } => series.first().and_then(|s| s.value).unwrap_or(0),
+        Answer::Logs { .. } => panic!("series expected"),
+    };
+    assert_eq!(count("NOT * | count"), 0);
+    assert_eq!(count("-* | count"), 0);
+    assert_eq!(count("service:api -* | count"), 0);
+    let billing = recs.iter().filter(|r| r.service == "billing").count() as u64;
+    assert!(billing > 0);
+    assert_eq!(count("-(service:api OR service:worker) | count"), billing);
+    let no_phrase = recs
+        .iter()
+        .filter(|r| !r.message.to_ascii_lowercase().contains("payment failed"))
+        .filter(|r| {
+            !r.exception
+                .as_deref()
+                .is_some_and(|e| e.to_ascii_lowercase().contains("payment failed"))
+        })
+        .count() as u64;
+    assert_eq!(count("-\"payment failed\" | count"), no_phrase);
+}
