@@ -27,6 +27,14 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 }
 
 /// `YYYY-MM-DD` of a nanosecond timestamp (UTC): the partition key.
+/// Now, in nanoseconds since the epoch (0 if the clock is before it).
+pub fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
 pub fn day_of(ns: i64) -> String {
     let (y, m, d) = civil_from_days(ns.div_euclid(86_400_000_000_000));
     format!("{y:04}-{m:02}-{d:02}")

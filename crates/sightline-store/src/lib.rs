@@ -30,6 +30,7 @@ use manifest::{Manifest, PartMeta};
 use parking_lot::{Mutex, RwLock};
 pub use query::LogQuery;
 use serde::{Deserialize, Serialize};
+use sightline_pipeline::timefmt::now_ns;
 use sightline_pipeline::LogRecord;
 pub use stats::StoreStats;
 use std::collections::BTreeMap;
@@ -226,13 +227,6 @@ impl std::fmt::Debug for LogStore {
             .field("data_dir", &self.inner.cfg.data_dir)
             .finish()
     }
-}
-
-fn now_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
 }
 
 fn check_version_file(root: &Path) -> Result<(), StoreError> {

@@ -76,12 +76,7 @@ pub async fn blocking<T: Send + 'static>(
         .map_err(|e| ApiError::Internal(format!("worker failed: {e}")))
 }
 
-pub fn now_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
-}
+pub use sightline_pipeline::timefmt::now_ns;
 
 /// Records decoded from one request, with what the pipeline did to them.
 #[derive(Debug, Default)]
