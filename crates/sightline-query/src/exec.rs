@@ -330,8 +330,6 @@ impl MetaCache {
         if let Some(m) = self.map.lock().get(&key) {
             return Ok((m.clone(), File::open(&path)?));
         }
-        // Validates the format and version first.
-        drop(part::open(&path)?);
         // The offset index (page locations) lets the reader skip, without
         // decompressing, every page holding none of the rows a filter kept.
         let meta = ArrowReaderMetadata::load(
@@ -339,7 +337,9 @@ impl MetaCache {
             ArrowReaderOptions::new()
                 .with_schema(read_schema())
                 .with_offset_index_policy(parquet::file::metadata::PageIndexPolicy::Optional),
-        )?;
+        )
+        .map_err(|e| sightline_store::StoreError::Corrupt(format!("{}: {e}", path.display())))?;
+        part::check(meta.metadata(), &path)?;
         let mut map = self.map.lock();
         if map.len() >= META_CACHE_ENTRIES {
             map.clear();

@@ -15,7 +15,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::metadata::KeyValue;
+use parquet::file::metadata::{KeyValue, ParquetMetaData};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::statistics::Statistics;
 use parquet::schema::types::ColumnPath;
@@ -270,7 +270,13 @@ pub fn open(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>, StoreE
     let file = File::open(path)?;
     let b = ParquetRecordBatchReaderBuilder::try_new_with_options(file, ArrowReaderOptions::new())
         .map_err(|e| StoreError::Corrupt(format!("{}: {e}", path.display())))?;
-    let kv = b.metadata().file_metadata().key_value_metadata();
+    check(b.metadata(), path)?;
+    Ok(b)
+}
+
+/// Checks a part's footer: format, version and column count.
+pub fn check(meta: &ParquetMetaData, path: &Path) -> Result<(), StoreError> {
+    let kv = meta.file_metadata().key_value_metadata();
     let get = |k: &str| {
         kv.and_then(|kv| kv.iter().find(|e| e.key == k))
             .and_then(|e| e.value.clone())
@@ -287,13 +293,13 @@ pub fn open(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>, StoreE
         )))
         }
     }
-    if b.schema().fields().len() != COLUMNS.len() {
+    if meta.file_metadata().schema_descr().num_columns() != COLUMNS.len() {
         return Err(StoreError::Corrupt(format!(
             "{}: unexpected columns",
             path.display()
         )));
     }
-    Ok(b)
+    Ok(())
 }
 
 /// Reads a whole part (for compaction).
