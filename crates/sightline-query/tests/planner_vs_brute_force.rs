@@ -22,6 +22,31 @@ const EVENTS: [&str; 6] = [
 ];
 const PATHS: [&str; 3] = ["/a", "/b/c", "/assessments/a-1/submit"];
 
+/// A store in a temporary directory (dropped before the directory).
+struct TestStore {
+    store: LogStore,
+    _dir: tempfile::TempDir,
+}
+
+impl TestStore {
+    fn open() -> TestStore {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = StoreConfig::new(dir.path());
+        cfg.retention = None;
+        TestStore {
+            store: LogStore::open(cfg).unwrap(),
+            _dir: dir,
+        }
+    }
+}
+
+impl std::ops::Deref for TestStore {
+    type Target = LogStore;
+    fn deref(&self) -> &LogStore {
+        &self.store
+    }
+}
+
 fn rng(seed: &mut u64) -> u64 {
     *seed ^= *seed << 13;
     *seed ^= *seed >> 7;
@@ -121,10 +146,7 @@ fn key(r: &LogRecord) -> String {
 
 #[test]
 fn executor_equals_brute_force() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = StoreConfig::new(dir.path());
-    cfg.retention = None;
-    let store = LogStore::open(cfg).unwrap();
+    let store = TestStore::open();
     let mut seed = 0x9e37_79b9_7f4a_7c15u64;
     let base = 1_795_625_000_000_000_000i64;
     let mut all = Vec::new();
@@ -206,10 +228,7 @@ fn executor_equals_brute_force() {
 
 #[test]
 fn pages_walk_every_row_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = StoreConfig::new(dir.path());
-    cfg.retention = None;
-    let store = LogStore::open(cfg).unwrap();
+    let store = TestStore::open();
     let mut seed = 42u64;
     let base = 1_795_625_000_000_000_000i64;
     let recs = records(3000, &mut seed, base);
@@ -249,10 +268,7 @@ fn pages_walk_every_row_once() {
 
 #[test]
 fn aggregation_shapes() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = StoreConfig::new(dir.path());
-    cfg.retention = None;
-    let store = LogStore::open(cfg).unwrap();
+    let store = TestStore::open();
     let mut seed = 7u64;
     let base = 1_795_625_000_000_000_000i64;
     let recs = records(4000, &mut seed, base);
@@ -295,10 +311,7 @@ fn aggregation_shapes() {
 
 #[test]
 fn hostile_queries_are_bounded() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = StoreConfig::new(dir.path());
-    cfg.retention = None;
-    let store = LogStore::open(cfg).unwrap();
+    let store = TestStore::open();
     let mut seed = 9u64;
     store
         .append_blocking(records(5000, &mut seed, 1_795_625_000_000_000_000))
@@ -341,10 +354,7 @@ fn hostile_queries_are_bounded() {
 fn conjuncts_implied_by_statistics_keep_answers() {
     // One part per service, one level per part: `service:` and `level:` terms
     // are implied by row-group statistics there and skipped, not lost.
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = StoreConfig::new(dir.path());
-    cfg.retention = None;
-    let store = LogStore::open(cfg).unwrap();
+    let store = TestStore::open();
     let mut seed = 11u64;
     let mut all = Vec::new();
     for (svc, level) in [("api", Level::Error), ("worker", Level::Info)] {
@@ -399,10 +409,7 @@ impl sightline_query::exec::Sink for TypeSink {
 #[test]
 fn low_cardinality_columns_are_read_as_dictionaries() {
     use sightline_query::exec::{scan, Budget, MetaCache, Plan};
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = StoreConfig::new(dir.path());
-    cfg.retention = None;
-    let store = LogStore::open(cfg).unwrap();
+    let store = TestStore::open();
     let mut seed = 5u64;
     store
         .append_blocking(records(1000, &mut seed, 1_795_625_000_000_000_000))
@@ -433,10 +440,7 @@ fn low_cardinality_columns_are_read_as_dictionaries() {
 
 #[test]
 fn negated_groups_and_everything() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = StoreConfig::new(dir.path());
-    cfg.retention = None;
-    let store = LogStore::open(cfg).unwrap();
+    let store = TestStore::open();
     let mut seed = 13u64;
     let recs = records(3000, &mut seed, 1_795_625_000_000_000_000);
     store.append_blocking(recs[..2000].to_vec()).unwrap();
