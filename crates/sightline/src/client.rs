@@ -82,9 +82,15 @@ struct Client {
     color: bool,
 }
 
-fn fail(msg: impl std::fmt::Display) -> ExitCode {
-    eprintln!("sightline: {msg}");
-    ExitCode::FAILURE
+/// The exit status of a read command: its error printed, if any.
+pub fn exit(r: Result<(), String>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("sightline: {msg}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 impl Client {
@@ -264,20 +270,14 @@ fn print_series(c: &Client, v: &Value) {
     }
 }
 
-pub fn logs(a: LogsArgs) -> ExitCode {
-    let c = match Client::new(&a.server) {
-        Ok(c) => c,
-        Err(e) => return fail(e),
-    };
+pub fn logs(a: LogsArgs) -> Result<(), String> {
+    let c = Client::new(&a.server)?;
     let start = since(&a.since);
     let limit = a.limit.to_string();
-    let v = match c.get(
+    let v = c.get(
         "/api/v1/logs",
         &[("q", &a.query), ("start", &start), ("limit", &limit)],
-    ) {
-        Ok(v) => v,
-        Err(e) => return fail(e),
-    };
+    )?;
     if c.json {
         c.print_json(&v);
     } else if v.get("series").is_some() {
@@ -295,11 +295,11 @@ pub fn logs(a: LogsArgs) -> ExitCode {
     if a.follow {
         return follow(&c, &a.query);
     }
-    ExitCode::SUCCESS
+    Ok(())
 }
 
 /// Streams `GET /api/v1/logs/tail` (server-sent events) until interrupted.
-fn follow(c: &Client, q: &str) -> ExitCode {
+fn follow(c: &Client, q: &str) -> Result<(), String> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_connect(Some(Duration::from_secs(5)))
@@ -313,8 +313,8 @@ fn follow(c: &Client, q: &str) -> ExitCode {
         .call();
     let mut resp = match resp {
         Ok(r) if r.status() == 200 => r,
-        Ok(r) => return fail(format!("tail: HTTP {}", r.status())),
-        Err(e) => return fail(format!("tail: {e}")),
+        Ok(r) => return Err(format!("tail: HTTP {}", r.status())),
+        Err(e) => return Err(format!("tail: {e}")),
     };
     let reader = BufReader::new(resp.body_mut().as_reader());
     let mut event = String::new();
@@ -340,21 +340,15 @@ fn follow(c: &Client, q: &str) -> ExitCode {
             let _ = o.flush();
         }
     }
-    ExitCode::SUCCESS
+    Ok(())
 }
 
-pub fn request(a: IdArgs) -> ExitCode {
-    let c = match Client::new(&a.server) {
-        Ok(c) => c,
-        Err(e) => return fail(e),
-    };
-    let v = match c.get(&format!("/api/v1/requests/{}", enc(&a.id)), &[]) {
-        Ok(v) => v,
-        Err(e) => return fail(e),
-    };
+pub fn request(a: IdArgs) -> Result<(), String> {
+    let c = Client::new(&a.server)?;
+    let v = c.get(&format!("/api/v1/requests/{}", enc(&a.id)), &[])?;
     if c.json {
         c.print_json(&v);
-        return ExitCode::SUCCESS;
+        return Ok(());
     }
     let services: Vec<&str> = v["services"]
         .as_array()
@@ -386,7 +380,7 @@ pub fn request(a: IdArgs) -> ExitCode {
             println!("{} {}", items.len(), what);
         }
     }
-    ExitCode::SUCCESS
+    Ok(())
 }
 
 fn enc(s: &str) -> String {
@@ -401,18 +395,12 @@ fn enc(s: &str) -> String {
     out
 }
 
-pub fn flow(a: IdArgs) -> ExitCode {
-    let c = match Client::new(&a.server) {
-        Ok(c) => c,
-        Err(e) => return fail(e),
-    };
-    let v = match c.get(&format!("/api/v1/flows/{}", enc(&a.id)), &[]) {
-        Ok(v) => v,
-        Err(e) => return fail(e),
-    };
+pub fn flow(a: IdArgs) -> Result<(), String> {
+    let c = Client::new(&a.server)?;
+    let v = c.get(&format!("/api/v1/flows/{}", enc(&a.id)), &[])?;
     if c.json {
         c.print_json(&v);
-        return ExitCode::SUCCESS;
+        return Ok(());
     }
     let status = v["status"].as_str().unwrap_or("");
     println!(
@@ -460,14 +448,11 @@ pub fn flow(a: IdArgs) -> ExitCode {
             v["ended_at"].as_str().unwrap_or("")
         ),
     }
-    ExitCode::SUCCESS
+    Ok(())
 }
 
-pub fn flows(a: FlowsArgs) -> ExitCode {
-    let c = match Client::new(&a.server) {
-        Ok(c) => c,
-        Err(e) => return fail(e),
-    };
+pub fn flows(a: FlowsArgs) -> Result<(), String> {
+    let c = Client::new(&a.server)?;
     let start = since(&a.since);
     let limit = a.limit.to_string();
     let mut q: Vec<(&str, &str)> = vec![("start", &start)];
@@ -486,13 +471,10 @@ pub fn flows(a: FlowsArgs) -> ExitCode {
         q.push(("limit", &limit));
         "/api/v1/flows"
     };
-    let v = match c.get(path, &q) {
-        Ok(v) => v,
-        Err(e) => return fail(e),
-    };
+    let v = c.get(path, &q)?;
     if c.json {
         c.print_json(&v);
-        return ExitCode::SUCCESS;
+        return Ok(());
     }
     if a.stats {
         println!("{} flows", v["total"]);
@@ -510,7 +492,7 @@ pub fn flows(a: FlowsArgs) -> ExitCode {
             "duration ms: p50 {} p90 {} p99 {} max {}",
             d["p50"], d["p90"], d["p99"], d["max"]
         );
-        return ExitCode::SUCCESS;
+        return Ok(());
     }
     let flows = v["flows"].as_array().cloned().unwrap_or_default();
     if flows.is_empty() {
@@ -533,7 +515,7 @@ pub fn flows(a: FlowsArgs) -> ExitCode {
             f["error"].as_str().unwrap_or(""),
         );
     }
-    ExitCode::SUCCESS
+    Ok(())
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -606,7 +588,7 @@ impl Client {
 /// One call against the server, chosen by the subcommand.
 type Call<'a> = Box<dyn Fn(&Client) -> Result<Value, String> + 'a>;
 
-pub fn projects(cmd: ProjectsCommand) -> ExitCode {
+pub fn projects(cmd: ProjectsCommand) -> Result<(), String> {
     let (server, run): (&ServerArgs, Call<'_>) = match &cmd {
         ProjectsCommand::List { server } => (
             server,
@@ -639,14 +621,8 @@ pub fn projects(cmd: ProjectsCommand) -> ExitCode {
             )
         }
     };
-    let c = match Client::new(server) {
-        Ok(c) => c,
-        Err(e) => return fail(e),
-    };
-    let v = match run(&c) {
-        Ok(v) => v,
-        Err(e) => return fail(e),
-    };
+    let c = Client::new(server)?;
+    let v = run(&c)?;
     if c.json {
         c.print_json(&v);
     } else if let Some(ps) = v["projects"].as_array() {
@@ -656,5 +632,5 @@ pub fn projects(cmd: ProjectsCommand) -> ExitCode {
     } else {
         c.print_project(&v);
     }
-    ExitCode::SUCCESS
+    Ok(())
 }

@@ -125,11 +125,11 @@ impl ConfigArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Logs(args) => return client::logs(args),
-        Command::Request(args) => return client::request(args),
-        Command::Flow(args) => return client::flow(args),
-        Command::Flows(args) => return client::flows(args),
-        Command::Projects { command } => return client::projects(command),
+        Command::Logs(args) => return client::exit(client::logs(args)),
+        Command::Request(args) => return client::exit(client::request(args)),
+        Command::Flow(args) => return client::exit(client::flow(args)),
+        Command::Flows(args) => return client::exit(client::flows(args)),
+        Command::Projects { command } => return client::exit(client::projects(command)),
         Command::Run(args) => return ship::run(args),
         Command::Ship(args) => return ship::ship(args),
         Command::Config {
