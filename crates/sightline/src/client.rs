@@ -128,9 +128,18 @@ impl Client {
         for (k, v) in query {
             req = req.query(*k, *v);
         }
-        let mut resp = req
-            .call()
-            .map_err(|e| format!("cannot reach {}: {e}", self.base))?;
+        let resp = req.call();
+        self.answer(resp, &query_text(query))
+    }
+
+    /// An API answer as JSON; a non-2xx answer as its error message (a query
+    /// error drawn under the query `q` with a caret at its column).
+    fn answer(
+        &self,
+        resp: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+        q: &str,
+    ) -> Result<Value, String> {
+        let mut resp = resp.map_err(|e| format!("cannot reach {}: {e}", self.base))?;
         let status = resp.status().as_u16();
         let body = resp
             .body_mut()
@@ -144,14 +153,10 @@ impl Client {
                 body.chars().take(300).collect::<String>()
             )
         })?;
-        if status != 200 {
+        if !(200..300).contains(&status) {
             let msg = v["error"].as_str().unwrap_or(&body);
             return Err(match v["column"].as_u64() {
-                Some(c) => format!(
-                    "{msg}\n  {}\n  {}^",
-                    query_text(query),
-                    " ".repeat(c as usize - 1)
-                ),
+                Some(c) => format!("{msg}\n  {q}\n  {}^", " ".repeat(c as usize - 1)),
                 None => format!("HTTP {status}: {msg}"),
             });
         }
@@ -552,25 +557,7 @@ impl Client {
             Some(b) => req.send_json(b),
             None => req.send_empty(),
         };
-        let mut resp = resp.map_err(|e| format!("cannot reach {}: {e}", self.base))?;
-        let status = resp.status().as_u16();
-        let text = resp
-            .body_mut()
-            .read_to_string()
-            .map_err(|e| format!("reading the answer: {e}"))?;
-        let v: Value = serde_json::from_str(&text).map_err(|_| {
-            format!(
-                "HTTP {status}: {}",
-                text.chars().take(300).collect::<String>()
-            )
-        })?;
-        if !(200..300).contains(&status) {
-            return Err(format!(
-                "HTTP {status}: {}",
-                v["error"].as_str().unwrap_or(&text)
-            ));
-        }
-        Ok(v)
+        self.answer(resp, "")
     }
 
     fn print_project(&self, p: &Value) {
