@@ -21,14 +21,12 @@ pub mod inspect;
 pub mod manifest;
 pub mod part;
 pub mod projects;
-pub mod query;
 pub mod stats;
 pub mod wal;
 
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
 use manifest::{Manifest, PartMeta};
 use parking_lot::{Mutex, RwLock};
-pub use query::LogQuery;
 use serde::{Deserialize, Serialize};
 use sightline_pipeline::timefmt::now_ns;
 use sightline_pipeline::LogRecord;
@@ -180,6 +178,20 @@ pub struct Snapshot {
     pub chunks: Vec<Chunk>,
     pub parts: Vec<Arc<PartMeta>>,
     pub data_dir: PathBuf,
+}
+
+impl Snapshot {
+    /// Every row of the snapshot, unordered, parts read whole: for tests and
+    /// tools (queries go through `sightline-query`, which reads only what they need).
+    pub fn rows(&self) -> Result<Vec<LogRecord>, StoreError> {
+        let mut out: Vec<LogRecord> = self.chunks.iter().flat_map(|c| c.iter().cloned()).collect();
+        for p in &self.parts {
+            for b in part::read_all(&self.data_dir.join(&p.path))? {
+                part::batch_to_records(&b, &mut out);
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// A head that has been closed and waits to become parts.
@@ -504,59 +516,6 @@ impl LogStore {
     /// tail). It runs on the WAL writer thread: it must not block.
     pub fn on_append(&self, hook: AppendHook) {
         *self.inner.on_append.write() = Some(hook);
-    }
-
-    /// Matching records, newest first, at most `q.limit`.
-    pub fn query(&self, q: &LogQuery) -> Result<Vec<LogRecord>, StoreError> {
-        let mut attempt = 0;
-        loop {
-            match self.query_once(q) {
-                Err(StoreError::Io(e))
-                    if e.kind() == std::io::ErrorKind::NotFound && attempt < 3 =>
-                {
-                    // A part was compacted or dropped under us: take a new snapshot.
-                    attempt += 1;
-                }
-                other => return other,
-            }
-        }
-    }
-
-    fn query_once(&self, q: &LogQuery) -> Result<Vec<LogRecord>, StoreError> {
-        let limit = q.limit.max(1);
-        let (chunks, mut parts) = {
-            let s = self.inner.state.read();
-            let mut chunks: Vec<Chunk> = s.head.clone();
-            for f in &s.frozen {
-                chunks.extend(f.chunks.iter().cloned());
-            }
-            (chunks, s.parts.clone())
-        };
-        let mut hits: Vec<&LogRecord> = chunks
-            .iter()
-            .flat_map(|c| c.iter())
-            .filter(|r| q.matches(r))
-            .collect();
-        hits.sort_by_key(|r| std::cmp::Reverse(r.timestamp_ns));
-        hits.truncate(limit);
-        let mut out: Vec<LogRecord> = hits.into_iter().cloned().collect();
-        parts.retain(|p| {
-            q.start_ns.is_none_or(|s| p.max_ts >= s) && q.end_ns.is_none_or(|e| p.min_ts < e)
-        });
-        parts.sort_by_key(|p| std::cmp::Reverse(p.max_ts));
-        for p in parts {
-            if out.len() >= limit {
-                out.sort_by_key(|r| std::cmp::Reverse(r.timestamp_ns));
-                out.truncate(limit);
-                if out[limit - 1].timestamp_ns > p.max_ts {
-                    break;
-                }
-            }
-            out.extend(part::query(&self.inner.cfg.data_dir.join(&p.path), q)?);
-        }
-        out.sort_by_key(|r| std::cmp::Reverse(r.timestamp_ns));
-        out.truncate(limit);
-        Ok(out)
     }
 }
 
@@ -1153,16 +1112,17 @@ mod tests {
             store
                 .append_blocking((0..100).map(sample).collect())
                 .unwrap();
-            let q = LogQuery {
-                request_id: Some("req-42".into()),
-                limit: 10,
-                ..Default::default()
+            let by_req = |store: &LogStore, id: &str| -> Vec<LogRecord> {
+                let rows = store.snapshot().rows().unwrap();
+                rows.into_iter()
+                    .filter(|r| r.request_id.as_deref() == Some(id))
+                    .collect()
             };
-            assert_eq!(store.query(&q).unwrap().len(), 1);
+            assert_eq!(by_req(&store, "req-42").len(), 1);
             store.flush().unwrap();
             assert_eq!(store.parts().len(), 1);
             assert_eq!(store.unflushed_rows(), 0);
-            assert_eq!(store.query(&q).unwrap()[0], sample(42));
+            assert_eq!(by_req(&store, "req-42"), vec![sample(42)]);
             store
                 .append_blocking((100..200).map(sample).collect())
                 .unwrap();
@@ -1170,31 +1130,18 @@ mod tests {
         // Reopen: the second batch was flushed at shutdown.
         let store = LogStore::open(cfg(dir.path())).unwrap();
         assert_eq!(store.unflushed_rows(), 0);
-        let all = store
-            .query(&LogQuery {
-                limit: 1000,
-                ..Default::default()
-            })
-            .unwrap();
-        assert_eq!(all.len(), 200);
-        assert!(all
-            .windows(2)
-            .all(|w| w[0].timestamp_ns >= w[1].timestamp_ns));
+        assert_eq!(store.snapshot().rows().unwrap().len(), 200);
         store.compact().unwrap();
         assert_eq!(store.parts().len(), 1);
         assert_eq!(store.parts()[0].level, 1);
-        let q = LogQuery {
-            request_id: Some("req-150".into()),
-            limit: 10,
-            ..Default::default()
+        let rows = store.snapshot().rows().unwrap();
+        let by = |id: &str| -> Vec<&LogRecord> {
+            rows.iter()
+                .filter(|r| r.request_id.as_deref() == Some(id))
+                .collect()
         };
-        assert_eq!(store.query(&q).unwrap(), vec![sample(150)]);
-        let q = LogQuery {
-            request_id: Some("nope".into()),
-            limit: 10,
-            ..Default::default()
-        };
-        assert!(store.query(&q).unwrap().is_empty());
+        assert_eq!(by("req-150"), vec![&sample(150)]);
+        assert!(by("nope").is_empty());
     }
 
     #[test]

@@ -4,20 +4,17 @@
 //! Each part carries `sightline.format = logs` and `sightline.version = 1` in its
 //! footer; a part without them, or with another version, is refused when opened.
 
-use crate::query::LogQuery;
 use crate::StoreError;
 use arrow::array::{
     Array, ArrayRef, BooleanArray, BooleanBuilder, RecordBatch, StringArray, StringBuilder,
     TimestampNanosecondArray, UInt8Array,
 };
-use arrow::compute::{and, filter_record_batch};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::{KeyValue, ParquetMetaData};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
-use parquet::file::statistics::Statistics;
 use parquet::schema::types::ColumnPath;
 use sightline_pipeline::{Level, LogRecord};
 use std::fs::File;
@@ -322,102 +319,6 @@ pub fn col_index(name: &str) -> usize {
         .iter()
         .position(|c| *c == name)
         .expect("known column")
-}
-
-/// Rows of a part matching `q`, as records (unordered).
-pub fn query(path: &Path, q: &LogQuery) -> Result<Vec<LogRecord>, StoreError> {
-    let builder = open(path)?;
-    let meta = builder.metadata().clone();
-    let mut groups = Vec::new();
-    'rg: for (i, rg) in meta.row_groups().iter().enumerate() {
-        // Time pruning from column statistics.
-        if let Some(Statistics::Int64(s)) = rg.column(0).statistics() {
-            if let (Some(min), Some(max)) = (s.min_opt(), s.max_opt()) {
-                if q.start_ns.is_some_and(|st| *max < st) || q.end_ns.is_some_and(|en| *min >= en) {
-                    continue;
-                }
-            }
-        }
-        // Bloom filters on the id columns.
-        for (name, want) in q.id_filters() {
-            if let Some(sbbf) = builder.get_row_group_column_bloom_filter(i, col_index(name))? {
-                if !sbbf.check(&want) {
-                    continue 'rg;
-                }
-            }
-        }
-        if let Some(svc) = &q.service {
-            if let Some(Statistics::ByteArray(s)) = rg.column(col_index("service")).statistics() {
-                if let (Some(min), Some(max)) = (s.min_opt(), s.max_opt()) {
-                    let svc = svc.as_bytes();
-                    if svc < min.data() || svc > max.data() {
-                        continue;
-                    }
-                }
-            }
-        }
-        groups.push(i);
-    }
-    if groups.is_empty() {
-        return Ok(vec![]);
-    }
-    let reader = builder
-        .with_row_groups(groups)
-        .with_batch_size(16 * 1024)
-        .build()?;
-    let mut out = Vec::new();
-    for batch in reader {
-        let batch = batch?;
-        let mask = mask(&batch, q)?;
-        let batch = match mask {
-            Some(m) => filter_record_batch(&batch, &m)?,
-            None => batch,
-        };
-        batch_to_records(&batch, &mut out);
-    }
-    Ok(out)
-}
-
-fn eq_str(batch: &RecordBatch, column: &str, want: &str) -> BooleanArray {
-    let a = col::<StringArray>(batch, column);
-    a.iter().map(|v| Some(v == Some(want))).collect()
-}
-
-fn mask(batch: &RecordBatch, q: &LogQuery) -> Result<Option<BooleanArray>, StoreError> {
-    let mut masks: Vec<BooleanArray> = Vec::new();
-    if let Some(s) = &q.service {
-        masks.push(eq_str(batch, "service", s));
-    }
-    for (name, want) in q.id_filters() {
-        masks.push(eq_str(batch, name, want));
-    }
-    if q.start_ns.is_some() || q.end_ns.is_some() {
-        let ts = col::<TimestampNanosecondArray>(batch, "timestamp");
-        let (st, en) = (q.start_ns.unwrap_or(i64::MIN), q.end_ns.unwrap_or(i64::MAX));
-        masks.push(
-            ts.values()
-                .iter()
-                .map(|t| Some(*t >= st && *t < en))
-                .collect(),
-        );
-    }
-    if let Some(levels) = &q.levels {
-        let sev = col::<UInt8Array>(batch, "severity");
-        masks.push(
-            sev.values()
-                .iter()
-                .map(|s| Some(Level::from_u8(*s).is_some_and(|l| levels.contains(&l))))
-                .collect(),
-        );
-    }
-    let mut it = masks.into_iter();
-    let Some(mut m) = it.next() else {
-        return Ok(None);
-    };
-    for other in it {
-        m = and(&m, &other)?;
-    }
-    Ok(Some(m))
 }
 
 /// Appends the rows of a part batch to `out` as records.
