@@ -11,7 +11,8 @@ need() {
 need /usr/sbin/clickhouse-server clickhouse-server
 need clickhouse-client clickhouse-client
 
-cargo build --release --bin sightline --examples
+# SKIP_BUILD=1: use the binary already built (e.g. while someone else builds).
+[ "${SKIP_BUILD:-0}" = 1 ] || cargo build --release --bin sightline --examples
 BIN=$CARGO_TARGET_DIR/release/sightline
 EX=$CARGO_TARGET_DIR/release/examples
 

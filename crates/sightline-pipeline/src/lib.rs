@@ -5,6 +5,7 @@
 pub mod normalize;
 pub mod record;
 pub mod scrub;
+pub mod sentry;
 pub mod timefmt;
 
 pub use normalize::{normalize_line, normalize_otlp, LineError, Normalizer};

@@ -32,6 +32,8 @@ pub struct Config {
     pub scrub: ScrubConfig,
     pub query: QueryLimits,
     pub flows: Flows,
+    /// The Sentry-compatible ingest endpoints.
+    pub sentry: Sentry,
     /// Projects with fixed ids and keys (so DSNs survive a new data dir).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub projects: Vec<ProjectConfig>,
@@ -46,6 +48,38 @@ pub struct ProjectConfig {
     pub id: Option<i64>,
     /// Public keys (32 hex digits) accepted for this project.
     pub keys: Vec<String>,
+    /// Keep `user.ip_address` of this project's events (removed by default).
+    #[serde(default)]
+    pub keep_ip_address: bool,
+    /// Envelopes per minute for this project (overrides `[sentry]`; 0 = off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit_per_minute: Option<u64>,
+}
+
+/// `[sentry]`: limits of the Sentry-compatible ingest endpoints
+/// (`/api/{project_id}/envelope/`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Sentry {
+    /// Compressed body of one envelope (413 above).
+    pub max_envelope_bytes: usize,
+    /// Decompressed body of one envelope (413 above).
+    pub max_envelope_decompressed_bytes: usize,
+    /// One event or transaction item (413 above).
+    pub max_event_bytes: usize,
+    /// Envelopes per project per minute (429 above); 0 = no limit (the default).
+    pub rate_limit_per_minute: u64,
+}
+
+impl Default for Sentry {
+    fn default() -> Self {
+        Sentry {
+            max_envelope_bytes: 20 * 1024 * 1024,
+            max_envelope_decompressed_bytes: 100 * 1024 * 1024,
+            max_event_bytes: 1024 * 1024,
+            rate_limit_per_minute: 0,
+        }
+    }
 }
 
 /// Bounds on one log query (search, aggregation, facets, flows).
@@ -146,6 +180,7 @@ impl Default for Config {
             scrub: ScrubConfig::default(),
             query: QueryLimits::default(),
             flows: Flows::default(),
+            sentry: Sentry::default(),
             projects: Vec::new(),
         }
     }

@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod body;
 pub mod config;
+pub mod cron;
 pub mod endpoints;
 pub mod error;
 pub mod metrics;
@@ -17,7 +18,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::Router;
 pub use config::Config;
 use sightline_pipeline::{Normalizer, Scrubber};
@@ -45,6 +46,8 @@ pub struct App {
     pub tail: tokio::sync::broadcast::Sender<sightline_store::Chunk>,
     /// Projects and their public keys (`DATA/meta.sqlite`).
     pub projects: parking_lot::Mutex<sightline_store::projects::Projects>,
+    pub events: Arc<sightline_store::events::EventStore>,
+    pub sentry: endpoints::sentry_ingest::SentryState,
 }
 
 pub type AppState = Arc<App>;
@@ -74,6 +77,18 @@ pub fn routes(app: AppState) -> Router {
             "/api/v1/projects/{name}/keys",
             post(endpoints::projects::add_key),
         )
+        .route("/api/v1/issues", get(endpoints::issues::list))
+        .route(
+            "/api/v1/issues/{id}",
+            get(endpoints::issues::get).put(endpoints::issues::put),
+        )
+        .route(
+            "/api/v1/issues/{id}/events",
+            get(endpoints::issues::issue_events),
+        )
+        .route("/api/v1/events/{event_id}", get(endpoints::issues::event))
+        .route("/api/v1/monitors", get(endpoints::issues::monitors))
+        .route("/api/v1/releases", get(endpoints::issues::releases))
         .route_layer(middleware::from_fn_with_state(
             app.clone(),
             require_api_token,
@@ -83,13 +98,43 @@ pub fn routes(app: AppState) -> Router {
         .route("/api/v1/logs/ingest", post(endpoints::logs_ingest::ingest))
         // OTLP/HTTP logs; the OTel SDK's default path on its default port.
         .route("/v1/logs", post(endpoints::otlp_logs::ingest))
+        .route(
+            "/api/{project_id}/envelope/",
+            any(endpoints::sentry_ingest::handle),
+        )
+        .route(
+            "/api/{project_id}/envelope",
+            any(endpoints::sentry_ingest::handle),
+        )
+        .route(
+            "/api/{project_id}/store/",
+            any(endpoints::sentry_ingest::handle),
+        )
+        .route(
+            "/api/{project_id}/store",
+            any(endpoints::sentry_ingest::handle),
+        )
         .merge(read_api)
         .route("/health", get(endpoints::health::live))
         .route("/health/ready", get(endpoints::health::ready))
         .route("/metrics", get(endpoints::health::metrics))
         .route("/", get(endpoints::health::index))
         .route_layer(middleware::from_fn_with_state(app.clone(), observe))
+        .fallback(fallback)
         .with_state(app)
+}
+
+/// Sentry endpoints under a path prefix (`/sentry/api/1/envelope/`); anything
+/// else is a 404.
+async fn fallback(state: State<AppState>, req: Request) -> Response {
+    if endpoints::sentry_ingest::match_path(req.uri().path()).is_some() {
+        return endpoints::sentry_ingest::handle(state, req).await;
+    }
+    (
+        StatusCode::NOT_FOUND,
+        axum::Json(serde_json::json!({"error": "no such endpoint"})),
+    )
+        .into_response()
 }
 
 fn valid_request_id(v: &HeaderValue) -> Option<String> {
@@ -172,6 +217,13 @@ pub fn build(config: Config) -> anyhow_like::Result<AppState> {
         })
     };
     let projects = open_projects(&config)?;
+    let events = sightline_store::events::EventStore::open(&config.data_dir, config.fsync)
+        .map_err(|e| {
+            format!(
+                "cannot open the event store in {}: {e}",
+                config.data_dir.display()
+            )
+        })?;
     let normalizer = Normalizer::new(Scrubber::new(&config.scrub), config.limits.max_record_bytes);
     let (tail, _) = tokio::sync::broadcast::channel(TAIL_CHUNKS);
     let tx = tail.clone();
@@ -187,6 +239,8 @@ pub fn build(config: Config) -> anyhow_like::Result<AppState> {
         engine: sightline_query::Engine::new(config.query_limits()),
         tail,
         projects: parking_lot::Mutex::new(projects),
+        events: Arc::new(events),
+        sentry: Default::default(),
         config,
         store: Arc::new(store),
         normalizer,
@@ -271,21 +325,23 @@ pub async fn serve(app: AppState) -> anyhow_like::Result<()> {
     use std::io::Write;
     let _ = std::io::stdout().flush();
     tracing::info!(listen = %addr, data_dir = %app.config.data_dir.display(), "sightline started");
-    let router = routes(app.clone()).fallback(|| async {
-        (
-            StatusCode::NOT_FOUND,
-            axum::Json(serde_json::json!({"error": "no such endpoint"})),
-        )
-    });
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| e.to_string())?;
+    let router = routes(app.clone());
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .map_err(|e| e.to_string())?;
     tracing::info!("shutting down: flushing");
     let store = app.store.clone();
-    tokio::task::spawn_blocking(move || store.shutdown())
-        .await
-        .map_err(|e| e.to_string())?;
+    let events = app.events.clone();
+    tokio::task::spawn_blocking(move || {
+        events.shutdown();
+        store.shutdown()
+    })
+    .await
+    .map_err(|e| e.to_string())?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -111,6 +111,33 @@ pub struct Metrics {
     pub query_duration: HistogramVec,
     /// `sightline_truncated_records_total`: records cut down to the size limit.
     pub truncated: AtomicU64,
+    /// `sightline_sentry_items_total{type,outcome}`: envelope items accepted,
+    /// invalid (dropped) or skipped (types not stored).
+    pub sentry_items: CounterVec,
+}
+
+/// The event store's part of `/metrics`: items applied, and the events SDKs
+/// reported discarding (client reports), by reason and category.
+pub fn render_events(out: &mut String, events: &sightline_store::events::EventStore) {
+    let _ = writeln!(
+        out,
+        "# HELP sightline_events_applied_total Sentry items applied to the event store.\n# TYPE sightline_events_applied_total counter\nsightline_events_applied_total {}",
+        events.stats.items_applied.load(Relaxed)
+    );
+    let reports = events
+        .read(sightline_store::events::client_reports)
+        .unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "# HELP sightline_sentry_client_discarded_events_total Events SDKs reported discarding (client reports).\n# TYPE sightline_sentry_client_discarded_events_total counter"
+    );
+    for (reason, category, n) in reports {
+        let _ = writeln!(
+            out,
+            "sightline_sentry_client_discarded_events_total{{{}}} {n}",
+            labels(&["reason", "category"], &[reason, category])
+        );
+    }
 }
 
 impl Metrics {
@@ -127,6 +154,12 @@ impl Metrics {
             "sightline_ingested_bytes_total",
             "Decompressed body bytes received, by endpoint.",
             &["endpoint"],
+        );
+        self.sentry_items.render(
+            &mut out,
+            "sightline_sentry_items_total",
+            "Sentry envelope items, by type and outcome (accepted, invalid, skipped).",
+            &["type", "outcome"],
         );
         self.rejected.render(
             &mut out,

@@ -11,6 +11,8 @@
 //!   wal/0000000000000001.wal  write-ahead log segments
 //!   parts/logs/2026-11-25/<id>.parquet   immutable columnar parts, by day
 //!   tmp/                      parts being written; emptied on open
+//!   events/wal/*.wal          write-ahead log of Sentry items (same format)
+//!   events/events.sqlite      issues, events, transactions, check-ins, sessions
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -28,6 +30,13 @@ pub const PARTS_DIR: &str = "parts";
 pub const TMP_DIR: &str = "tmp";
 /// Sub-directory of `parts/` for log parts; other signals get their own.
 pub const LOG_PARTS: &str = "logs";
+pub const EVENTS_DIR: &str = "events";
+pub const EVENTS_DB: &str = "events.sqlite";
+
+/// Root of the event store (it has its own `wal/` inside).
+pub fn events_dir(root: &Path) -> PathBuf {
+    root.join(EVENTS_DIR)
+}
 
 pub fn wal_dir(root: &Path) -> PathBuf {
     root.join(WAL_DIR)

@@ -16,6 +16,7 @@
 //!    past the retention age or over the size budget, oldest first.
 
 pub mod codec;
+pub mod events;
 pub mod files;
 pub mod inspect;
 pub mod manifest;

@@ -90,9 +90,13 @@ pub async fn ready(State(app): State<AppState>) -> Response {
 
 pub async fn metrics(State(app): State<AppState>) -> Response {
     let a = app.clone();
-    let text = tokio::task::spawn_blocking(move || a.metrics.render(&a.store))
-        .await
-        .unwrap_or_default();
+    let text = tokio::task::spawn_blocking(move || {
+        let mut t = a.metrics.render(&a.store);
+        crate::metrics::render_events(&mut t, &a.events);
+        t
+    })
+    .await
+    .unwrap_or_default();
     (
         [(
             header::CONTENT_TYPE,

@@ -1,10 +1,12 @@
 //! One module per HTTP surface, plus the helpers every ingest endpoint shares.
 
 pub mod health;
+pub mod issues;
 pub mod logs_ingest;
 pub mod logs_query;
 pub mod otlp_logs;
 pub mod projects;
+pub mod sentry_ingest;
 pub mod views;
 
 use crate::error::ApiError;

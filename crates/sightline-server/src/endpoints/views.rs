@@ -1,5 +1,5 @@
 //! The debugging views over HTTP: `GET /api/v1/requests/{request_id}` (one
-//! request's timeline), `GET /api/v1/flows/{flow_id}`, `GET /api/v1/flows`
+//! request's timeline: its logs and its error events), `GET /api/v1/flows/{flow_id}`, `GET /api/v1/flows`
 //! (list) and `GET /api/v1/flows/stats`.
 
 use super::logs_query::{range_of, run_query};
@@ -29,12 +29,20 @@ pub async fn request(State(app): State<AppState>, Path(id): Path<String>) -> Res
         check_id("request id", &id)?;
         let rid = id.clone();
         let t = run_query(&app, "request", move |a| a.engine.request(&a.store, &rid)).await?;
-        if t.logs.is_empty() {
+        let (a, rid) = (app.clone(), id.clone());
+        let errors = super::blocking(move || {
+            a.events
+                .read(|c| sightline_store::events::events_by(c, "request_id", &rid, 1000))
+        })
+        .await??;
+        if t.logs.is_empty() && errors.is_empty() {
             return Err(ApiError::NotFound(format!(
-                "no logs with request_id {id:?}"
+                "no logs or errors with request_id {id:?}"
             )));
         }
-        Ok(Json(t).into_response())
+        let mut v = serde_json::to_value(&t).map_err(|e| ApiError::Internal(e.to_string()))?;
+        v["errors"] = serde_json::Value::Array(errors);
+        Ok(Json(v).into_response())
     }
     run(app, id).await.unwrap_or_else(|e| e.into_response())
 }
