@@ -97,7 +97,7 @@ echo "== machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(gre
 echo "== load before start: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the 2 cores skews every number)"
 
 # ---------------------------------------------------------------- bodies
-echo "== building $BODIES envelopes in $WORK/bodies (not timed)"
+echo "== [$(date +%T)] building $BODIES envelopes in $WORK/bodies (not timed)"
 mkdir -p "$WORK/bodies"
 python3 - "$WORK/bodies" "$BODIES" tests/fixtures/python-sdks/sentry/*-event.envelope.gz <<'EOF'
 import datetime, gzip, json, multiprocessing, os, sys, uuid
@@ -194,7 +194,7 @@ bench_peer() {
   local roots=("$@") c0 c1 c2 t0 t1 t2 base n last pend stable=0 tlast
   read -r -a prefix_arr <<<"$prefix"
   base=$($count_fn)
-  echo "-- $label: wrk -t1 -c$CONNS -d${DURATION}s${prefix:+ (wrk under: $prefix)}"
+  echo "-- [$(date +%T)] $label: wrk -t1 -c$CONNS -d${DURATION}s${prefix:+ (wrk under: $prefix)}"
   c0=$(tree_ticks "${roots[@]}"); t0=$(now)
   wrk_run "$CONNS" "$DURATION" "$url" "${prefix_arr[@]}"
   t1=$(now); c1=$(tree_ticks "${roots[@]}")
@@ -220,7 +220,7 @@ bench_peer() {
   R[$key.cpu_all]=$(calc "($c2 - $c0) / $TCK" 2)
   R[$key.hwm]=$(tree_mb VmHWM "${roots[@]}")
   echo "   stored $last events, the last $(calc "$tlast - $t1" 1) s after the load ended; server CPU ${R[$key.cpu_load]} s during load, ${R[$key.cpu_all]} s until stored"
-  echo "-- $label: wrk -t1 -c1 -d${LOW_DURATION}s (latency at low load)"
+  echo "-- [$(date +%T)] $label: wrk -t1 -c1 -d${LOW_DURATION}s (latency at low load)"
   wrk_run 1 "$LOW_DURATION" "$url" "${prefix_arr[@]}"
   R[$key.p50_c1]=$W_p50_ms; R[$key.p99_c1]=$W_p99_ms; R[$key.rps_c1]=$(calc "($W_requests - $W_non2xx) / $W_seconds" 0)
   echo "   $W_requests requests, non-2xx $W_non2xx, p50 $W_p50_ms ms, p99 $W_p99_ms ms"

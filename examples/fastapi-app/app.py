@@ -6,17 +6,32 @@ with their traceback and context, /health and /health/ready.
 
 The data lives in memory; query parameters make the retake flow fail or hang
 so the failure paths can be exercised.
+
+Errors also go to Sentry (or any Sentry-compatible server, such as Sightline)
+when SENTRY_DSN is set: handled errors with tags, context and user, unhandled
+ones through the FastAPI integration, messages, cron check-ins and Sentry
+structured logs. Without SENTRY_DSN the SDK stays off and nothing changes.
 """
 
 import logging
 import os
+import sys
 import uuid
 from datetime import datetime, timezone
 
+SENTRY_DSN = os.environ.get("SENTRY_DSN")
+if SENTRY_DSN and os.environ.get("SENTRY_WITHOUT_BROTLI"):
+    # Test hook: hide the optional brotli package before the SDK looks for it
+    # (`import brotli` now raises ImportError), so that the SDK compresses its
+    # envelopes with gzip instead of brotli.
+    sys.modules["brotli"] = None
+
+import sentry_sdk
 import structlog
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sentry_sdk.crons import monitor
 
 structlog.configure(
     processors=[
@@ -32,6 +47,30 @@ structlog.configure(
     cache_logger_on_first_use=True,
 )
 log = structlog.get_logger()
+
+
+def before_send(event, hint):
+    """Answers are exam content: they never leave the process, neither in the
+    `submission` context nor as the request body."""
+    submission = event.get("contexts", {}).get("submission")
+    if isinstance(submission, dict):
+        submission.pop("answers", None)
+    request = event.get("request")
+    if isinstance(request, dict):
+        request.pop("data", None)
+    return event
+
+
+if SENTRY_DSN:
+    sentry_sdk.init(
+        dsn=SENTRY_DSN,
+        environment=os.environ.get("SENTRY_ENVIRONMENT", "production"),
+        release=os.environ.get("SENTRY_RELEASE", "assessments@dev"),
+        traces_sample_rate=1.0,
+        send_default_pii=False,
+        before_send=before_send,
+        enable_logs=True,
+    )
 
 app = FastAPI(title="assessments")
 
@@ -84,6 +123,16 @@ async def submit(assessment_id: str, body: Submission, user_id: str = Depends(cu
     except ValueError as e:
         log.exception("assessment_submit_failed", assessment_id=assessment_id,
                       error_type=type(e).__name__)
+        with sentry_sdk.new_scope() as scope:
+            # The request id ties the error to this request's log lines.
+            scope.set_tag("request_id", structlog.contextvars.get_contextvars().get("request_id"))
+            scope.set_tag("assessment_id", assessment_id)
+            scope.set_context("submission", {"questions": len(body.answers),
+                                             "max_score": MAX_SCORE, "answers": body.answers})
+            scope.set_user({"id": user_id})
+            sentry_sdk.capture_exception(e)
+        sentry_sdk.logger.error("assessment {assessment_id} could not be scored",
+                                assessment_id=assessment_id)
         return JSONResponse({"detail": "could not score the submission"}, status_code=500)
     ANSWERS[(user_id, assessment_id)] = dict(body.answers)
     log.info("assessment_submitted", assessment_id=assessment_id, score=score)
@@ -130,6 +179,116 @@ async def retake(assessment_id: str, fail_at: str | None = None, hang: bool = Fa
         return {"flow_id": flow_id, "status": "completed"}
 
 
+@app.get("/assessments/{assessment_id}/stats")
+async def stats(assessment_id: str):
+    """Average score of an assessment. Not guarded against an assessment
+    nobody submitted yet: ZeroDivisionError, an unhandled error (500) that the
+    Sentry FastAPI integration reports."""
+    scores = [sum(QUESTIONS[q] * o for q, o in answers.items())
+              for (_, a), answers in ANSWERS.items() if a == assessment_id]
+    return {"assessment_id": assessment_id, "submissions": len(scores),
+            "average": sum(scores) / len(scores)}
+
+
+def _upload_report(assessment_id: str):
+    raise TimeoutError(f"report storage did not answer within 30s ({assessment_id})")
+
+
+def _email_report(assessment_id: str):
+    raise ConnectionRefusedError(f"mail relay refused the connection ({assessment_id})")
+
+
+EXPORTERS = {"storage": _upload_report, "email": _email_report}
+
+
+@app.post("/assessments/{assessment_id}/export")
+async def export(assessment_id: str, target: str = "storage", outage: bool = False):
+    """Sends the assessment's report to storage or by email; `outage=true`
+    makes the remote end fail. Export failures are one issue whichever backend
+    failed (a custom fingerprint), not one issue per exception type."""
+    if target not in EXPORTERS:
+        return JSONResponse({"detail": f"unknown target {target}"}, status_code=404)
+    try:
+        if outage:
+            EXPORTERS[target](assessment_id)
+    except OSError as e:
+        log.exception("report_export_failed", target=target, error_type=type(e).__name__)
+        with sentry_sdk.new_scope() as scope:
+            scope.fingerprint = ["report-export-failed"]
+            scope.set_tag("export_target", target)
+            sentry_sdk.capture_exception(e)
+        return JSONResponse({"detail": f"export to {target} failed"}, status_code=502)
+    log.info("report_exported", assessment_id=assessment_id, target=target)
+    return {"assessment_id": assessment_id, "target": target, "status": "exported"}
+
+
+ACCOUNTS = {"u-7": {"name": "Ada"}}
+
+
+class Login(BaseModel):
+    username: str
+    password: str
+
+
+@app.post("/login")
+async def login(body: Login, request: Request):
+    """A login with a bug: an unknown username is a KeyError (500), whose
+    stack frame holds the password and the directory's bind password."""
+    password = body.password
+    directory_bind_password = os.environ.get("DIRECTORY_BIND_PASSWORD", "example-bind-pw")
+    sentry_sdk.set_user({"username": body.username, "ip_address": request.client.host})
+    account = ACCOUNTS[body.username]
+    log.info("login_succeeded", username=body.username)
+    return {"username": body.username, "name": account["name"],
+            "checked": bool(password and directory_bind_password)}
+
+
+NIGHTLY_REPORT = {"type": "crontab", "value": "0 3 * * *"}
+
+
+@monitor(monitor_slug="nightly-report",
+         monitor_config={"schedule": NIGHTLY_REPORT, "checkin_margin": 5, "max_runtime": 10})
+def nightly_report(fail: bool):
+    """The nightly job (a cron monitor): every run sends an in_progress and
+    then an ok or error check-in."""
+    if fail:
+        raise RuntimeError("report database is read-only")
+    sentry_sdk.logger.info("nightly report built for {assessments} assessments",
+                           assessments=len({a for _, a in ANSWERS}))
+    return len(ANSWERS)
+
+
+@app.post("/admin/jobs/nightly-report")
+def run_nightly_report(fail: bool = False):
+    """Runs the nightly job now (as the scheduler would)."""
+    try:
+        n = nightly_report(fail)
+    except RuntimeError as e:
+        log.exception("nightly_report_failed", error_type=type(e).__name__)
+        return JSONResponse({"status": "error", "error": str(e)}, status_code=500)
+    log.info("nightly_report_built", submissions=n)
+    return {"status": "ok", "submissions": n}
+
+
+@app.get("/admin/sentry")
+async def sentry_status():
+    """Whether the SDK is on, and how its transport compresses envelopes."""
+    client = sentry_sdk.get_client()
+    transport = client.transport if client.is_active() else None
+    return {"enabled": client.is_active(),
+            "compression": getattr(transport, "_compression_algo", None),
+            "release": client.options.get("release") if client.is_active() else None,
+            "environment": client.options.get("environment") if client.is_active() else None}
+
+
+@app.post("/admin/sentry/flush")
+def sentry_flush():
+    """Waits until the SDK has sent what it queued (events, check-ins, logs,
+    sessions); for tests and demos that cannot wait for the background sender."""
+    sentry_sdk.flush(timeout=10)
+    return {"flushed": True}
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat()
 
@@ -154,4 +313,6 @@ async def force_dependency(name: str, state: str):
         return JSONResponse({"detail": "unknown dependency or state"}, status_code=404)
     DEPENDENCIES[name] = state == "up"
     log.warning("dependency_state_forced", dependency=name, state=state)
+    if state == "down":
+        sentry_sdk.capture_message(f"dependency {name} forced down", level="warning")
     return {"dependency": name, "state": state}

@@ -98,14 +98,15 @@ pub fn parse(body: &[u8]) -> Result<Envelope<'_>, EnvelopeError> {
     let header = object(head).map_err(EnvelopeError::Header)?;
     let mut items = Vec::new();
     while pos < body.len() {
-        let index = items.len();
+        // 1-based, as people count them in error messages.
+        let index = items.len() + 1;
         let (h, after) = line(body, pos);
         if h.is_empty() || h == b"\r" {
             // Blank lines between or after items carry nothing.
             pos = after;
             continue;
         }
-        if index >= MAX_ITEMS {
+        if items.len() >= MAX_ITEMS {
             return Err(EnvelopeError::TooManyItems);
         }
         let ih = object(h).map_err(|reason| EnvelopeError::ItemHeader { index, reason })?;
@@ -196,7 +197,7 @@ mod tests {
         assert_eq!(err(b""), "empty envelope");
         assert!(err(b"not json\n").starts_with("envelope header is not a JSON object"));
         assert!(err(b"[1]\n").contains("found an array"));
-        assert!(err(b"{}\n{\"length\":1}\nx").contains("item 0: header has no string \"type\""));
+        assert!(err(b"{}\n{\"length\":1}\nx").contains("item 1: header has no string \"type\""));
         assert!(err(b"{}\n{\"type\":\"event\",\"length\":-1}\nx").contains("non-negative"));
         assert!(err(b"{}\n{\"type\":\"event\",\"length\":1e3}\nx").contains("non-negative"));
         assert!(err(b"{}\n{\"type\":\"event\",\"length\":100}\n{}").contains("only 2 remain"));
@@ -204,12 +205,12 @@ mod tests {
             err(b"{}\n{\"type\":\"event\",\"length\":1}\n{}").contains("not followed by a newline")
         );
         assert!(err(b"{}\n{\"type\":\"event\"}\nx\n{oops")
-            .contains("item 1: header is not a JSON object"));
+            .contains("item 2: header is not a JSON object"));
         assert!(
             err(b"{}\n{\"type\":\"event\",\"length\":18446744073709551615}\n").contains("remain")
         );
         let deep = format!("{{}}\n{}{}\n", "[".repeat(100_000), "]".repeat(100_000));
-        assert!(err(deep.as_bytes()).contains("item 0"));
+        assert!(err(deep.as_bytes()).contains("item 1"));
         let many = format!(
             "{{}}\n{}",
             "{\"type\":\"x\",\"length\":0}\n\n".repeat(MAX_ITEMS + 1)

@@ -8,5 +8,6 @@ mod ingest;
 mod lifecycle;
 mod projects;
 mod search;
+mod sentry;
 mod ship;
 mod support;

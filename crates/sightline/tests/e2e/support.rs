@@ -150,6 +150,17 @@ impl Server {
         to_reply(r)
     }
 
+    pub fn put_json(&self, path: &str, body: &str) -> Reply {
+        let r = self
+            .agent
+            .put(self.url(path))
+            .header("authorization", &format!("Bearer {TOKEN}"))
+            .header("content-type", "application/json")
+            .send(body.as_bytes())
+            .expect("request");
+        to_reply(r)
+    }
+
     pub fn get_noauth(&self, path: &str) -> Reply {
         to_reply(self.agent.get(self.url(path)).call().expect("request"))
     }
