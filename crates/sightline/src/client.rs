@@ -1,4 +1,5 @@
-//! The read commands (`sightline logs`, `request`, `flow`, `flows`): call the
+//! The read commands (`sightline logs`, `request`, `flow`, `flows`, `issues`,
+//! `issue`): call the
 //! server's API and print for a person (aligned, colored on a terminal) or,
 //! with `--json`, the API's JSON unchanged.
 
@@ -70,6 +71,26 @@ pub struct FlowsArgs {
     /// Print counts by status and stopping step instead of the list.
     #[arg(long)]
     stats: bool,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct IssuesArgs {
+    /// unresolved (default), resolved, ignored or all.
+    #[arg(long, default_value = "unresolved")]
+    status: String,
+    /// Only this project (name or id).
+    #[arg(long)]
+    project: Option<String>,
+    /// Words in the title or culprit.
+    #[arg(long, short = 'q')]
+    query: Option<String>,
+    /// last_seen, first_seen or count.
+    #[arg(long, default_value = "last_seen")]
+    sort: String,
+    #[arg(long, default_value_t = 50)]
+    limit: usize,
     #[command(flatten)]
     server: ServerArgs,
 }
@@ -380,9 +401,194 @@ pub fn request(a: IdArgs) -> Result<(), String> {
         let off = (l["timestamp_ns"].as_i64().unwrap_or(first) - first) as f64 / 1e6;
         println!("{}", c.log_line(l, &format!("{:>+10.1}ms  ", off)));
     }
-    for (key, what) in [("errors", "error events"), ("spans", "spans")] {
-        if let Some(items) = v[key].as_array().filter(|a| !a.is_empty()) {
-            println!("{} {}", items.len(), what);
+    for e in v["errors"].as_array().into_iter().flatten() {
+        println!(
+            "  {} {}  {}  (sightline issue {})",
+            c.paint("31", "error"),
+            e["timestamp"].as_str().unwrap_or(""),
+            c.paint("1", e["title"].as_str().unwrap_or("")),
+            e["issue_id"].as_str().unwrap_or("?"),
+        );
+    }
+    if let Some(items) = v["spans"].as_array().filter(|a| !a.is_empty()) {
+        println!("{} spans", items.len());
+    }
+    Ok(())
+}
+
+/// `sightline issues`: one line per issue, newest first.
+pub fn issues(a: IssuesArgs) -> Result<(), String> {
+    let c = Client::new(&a.server)?;
+    let limit = a.limit.to_string();
+    let mut q = vec![
+        ("status", a.status.as_str()),
+        ("sort", a.sort.as_str()),
+        ("limit", limit.as_str()),
+    ];
+    if let Some(p) = &a.project {
+        q.push(("project", p));
+    }
+    if let Some(w) = &a.query {
+        q.push(("q", w));
+    }
+    let v = c.get("/api/v1/issues", &q)?;
+    if c.json {
+        c.print_json(&v);
+        return Ok(());
+    }
+    let list = v["issues"].as_array().cloned().unwrap_or_default();
+    if list.is_empty() {
+        println!("no {} issues", a.status);
+    }
+    for i in &list {
+        let regressed = if i["substatus"] == "regressed" {
+            c.paint("33", " regressed")
+        } else {
+            String::new()
+        };
+        println!(
+            "{:>6}  {} {:>6}×  {:>4} users  last {}  {}{}\n        {}",
+            c.paint("1", i["id"].as_str().unwrap_or("?")),
+            c.level(i["level"].as_str().unwrap_or("")),
+            i["count"],
+            i["users"],
+            i["last_seen"]
+                .as_str()
+                .unwrap_or("")
+                .get(..19)
+                .unwrap_or(""),
+            c.paint("1", i["title"].as_str().unwrap_or("")),
+            regressed,
+            c.paint("2", i["culprit"].as_str().unwrap_or("")),
+        );
+    }
+    Ok(())
+}
+
+/// `sightline issue ID`: the issue, its latest event's stack trace (in-app
+/// frames highlighted, with their code line), tags, user, and the logs of the
+/// event's request.
+pub fn issue(a: IdArgs) -> Result<(), String> {
+    let c = Client::new(&a.server)?;
+    let v = c.get(&format!("/api/v1/issues/{}", enc(&a.id)), &[])?;
+    if c.json {
+        c.print_json(&v);
+        return Ok(());
+    }
+    println!(
+        "{} {}  {}  {}{}",
+        c.paint("1", "issue"),
+        c.paint("1", v["id"].as_str().unwrap_or("?")),
+        c.level(v["level"].as_str().unwrap_or("")),
+        c.status(v["status"].as_str().unwrap_or("")),
+        if v["substatus"] == "regressed" {
+            c.paint("33", " (regressed)")
+        } else {
+            String::new()
+        },
+    );
+    println!("  {}", c.paint("1", v["title"].as_str().unwrap_or("")));
+    println!("  {}", c.paint("2", v["culprit"].as_str().unwrap_or("")));
+    println!(
+        "  {} events, {} users, first seen {} ({}), last seen {} ({})",
+        v["count"],
+        v["users"],
+        v["first_seen"].as_str().unwrap_or(""),
+        v["first_release"].as_str().unwrap_or("-"),
+        v["last_seen"].as_str().unwrap_or(""),
+        v["last_release"].as_str().unwrap_or("-"),
+    );
+    let ev = &v["latest_event"];
+    println!(
+        "\n{} {}",
+        c.paint("1", "latest event"),
+        ev["event_id"].as_str().unwrap_or("")
+    );
+    for e in ev["exception"]["values"].as_array().into_iter().flatten() {
+        println!(
+            "\n  {}: {}",
+            c.paint("1;31", e["type"].as_str().unwrap_or("Error")),
+            e["value"].as_str().unwrap_or("")
+        );
+        for f in e["stacktrace"]["frames"].as_array().into_iter().flatten() {
+            let in_app = f["in_app"] == true;
+            let loc = format!(
+                "{} in {} line {}",
+                f["filename"]
+                    .as_str()
+                    .or(f["module"].as_str())
+                    .unwrap_or("?"),
+                f["function"].as_str().unwrap_or("?"),
+                f["lineno"]
+            );
+            if in_app {
+                println!("  {} {}", c.paint("1;33", "▶"), c.paint("1", &loc));
+                if let Some(line) = f["context_line"].as_str() {
+                    println!("      {}", c.paint("33", line.trim()));
+                }
+                if let Some(vars) = f["vars"].as_object() {
+                    for (k, val) in vars.iter().take(12) {
+                        let t = match val {
+                            Value::String(s) => s.clone(),
+                            o => o.to_string(),
+                        };
+                        println!(
+                            "        {} = {}",
+                            c.paint("2", k),
+                            t.chars().take(120).collect::<String>()
+                        );
+                    }
+                }
+            } else {
+                println!("    {}", c.paint("2", &loc));
+            }
+        }
+    }
+    if let Some(m) = ev["message"].as_str().filter(|_| ev["exception"].is_null()) {
+        println!("  {m}");
+    }
+    if let Some(u) = ev["user"].as_object() {
+        let parts: Vec<String> = u
+            .iter()
+            .map(|(k, v)| {
+                format!(
+                    "{k}={}",
+                    v.as_str().map(String::from).unwrap_or(v.to_string())
+                )
+            })
+            .collect();
+        println!("\n{} {}", c.paint("1", "user"), parts.join(" "));
+    }
+    println!("\n{}", c.paint("1", "tags"));
+    for t in v["tags"].as_array().into_iter().flatten() {
+        let vals: Vec<String> = t["values"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .take(5)
+            .map(|x| format!("{} ({})", x["value"].as_str().unwrap_or(""), x["count"]))
+            .collect();
+        println!(
+            "  {:<16} {}",
+            t["key"].as_str().unwrap_or(""),
+            vals.join(", ")
+        );
+    }
+    let rid = ev["tags"]["request_id"].as_str();
+    if let Some(rid) = rid {
+        let req = c.get(&format!("/api/v1/requests/{}", enc(rid)), &[]);
+        println!("\n{} {}", c.paint("1", "logs of request"), rid);
+        match req {
+            Ok(r) => {
+                let logs = r["logs"].as_array().cloned().unwrap_or_default();
+                if logs.is_empty() {
+                    println!("  (no logs with this request id)");
+                }
+                for l in &logs {
+                    println!("{}", c.log_line(l, "  "));
+                }
+            }
+            Err(e) => println!("  ({e})"),
         }
     }
     Ok(())

@@ -44,6 +44,10 @@ enum Command {
     Flow(client::IdArgs),
     /// List flows (`--name retake_flow --status failed`), or `--stats`.
     Flows(client::FlowsArgs),
+    /// Error issues (grouped Sentry events): `--status`, `--project`, `-q`, `--sort`.
+    Issues(client::IssuesArgs),
+    /// One issue: stack trace of its latest event, tags, user, its request's logs.
+    Issue(client::IdArgs),
     /// Projects and their Sentry DSNs: `list`, `create NAME`, `keys NAME [--new]`.
     Projects {
         #[command(subcommand)]
@@ -129,6 +133,8 @@ fn main() -> ExitCode {
         Command::Request(args) => return client::exit(client::request(args)),
         Command::Flow(args) => return client::exit(client::flow(args)),
         Command::Flows(args) => return client::exit(client::flows(args)),
+        Command::Issues(args) => return client::exit(client::issues(args)),
+        Command::Issue(args) => return client::exit(client::issue(args)),
         Command::Projects { command } => return client::exit(client::projects(command)),
         Command::Run(args) => return ship::run(args),
         Command::Ship(args) => return ship::ship(args),

@@ -318,6 +318,37 @@ fn grouping_regression_and_scrubbing_over_http() {
     // q filters on the title.
     assert_eq!(issues(&s, "q=order").len(), 2);
     assert_eq!(issues(&s, "q=keyerror").len(), 1);
+
+    // The CLI: the list, and one issue with its in-app frame marked.
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(bin())
+            .args(args)
+            .env("SIGHTLINE_URL", s.url(""))
+            .env("SIGHTLINE_API_TOKEN", TOKEN)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let list = cli(&["issues", "--status", "all"]);
+    assert!(
+        list.contains("ValueError: order 17 failed") && list.contains("regressed"),
+        "{list}"
+    );
+    let one = cli(&["issue", id]);
+    assert!(one.contains("▶ shop.views in checkout line 42"), "{one}");
+    assert!(one.contains("password = [REDACTED]"), "{one}");
+    assert!(
+        one.contains("request_id") && one.contains("req-grouping"),
+        "{one}"
+    );
+    let json: Value = serde_json::from_str(&cli(&["issue", id, "--json"])).unwrap();
+    assert_eq!(json["id"], id);
 }
 
 /// Auth in every form the SDKs use, CORS preflight, path prefixes, the store
