@@ -31,6 +31,7 @@ import structlog
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sentry_sdk import logger as sentry_logger  # Sentry structured logs (enable_logs)
 from sentry_sdk.crons import monitor
 
 structlog.configure(
@@ -131,8 +132,8 @@ async def submit(assessment_id: str, body: Submission, user_id: str = Depends(cu
                                              "max_score": MAX_SCORE, "answers": body.answers})
             scope.set_user({"id": user_id})
             sentry_sdk.capture_exception(e)
-        sentry_sdk.logger.error("assessment {assessment_id} could not be scored",
-                                assessment_id=assessment_id)
+        sentry_logger.error("assessment {assessment_id} could not be scored",
+                            assessment_id=assessment_id)
         return JSONResponse({"detail": "could not score the submission"}, status_code=500)
     ANSWERS[(user_id, assessment_id)] = dict(body.answers)
     log.info("assessment_submitted", assessment_id=assessment_id, score=score)
@@ -173,6 +174,12 @@ async def retake(assessment_id: str, fail_at: str | None = None, hang: bool = Fa
             ANSWERS.pop((user_id, assessment_id), None)
         except StepFailed as e:
             log.error("retake_flow_failed", error=str(e), error_type=type(e).__name__)
+            with sentry_sdk.new_scope() as scope:
+                ids = structlog.contextvars.get_contextvars()
+                scope.set_tag("request_id", ids.get("request_id"))
+                scope.set_tag("flow_id", flow_id)
+                scope.set_user({"id": user_id})
+                sentry_sdk.capture_exception(e)
             return JSONResponse({"flow_id": flow_id, "status": "failed", "error": str(e)},
                                 status_code=500)
         log.info("retake_flow_completed", assessment_id=assessment_id)
@@ -186,6 +193,7 @@ async def stats(assessment_id: str):
     Sentry FastAPI integration reports."""
     scores = [sum(QUESTIONS[q] * o for q, o in answers.items())
               for (_, a), answers in ANSWERS.items() if a == assessment_id]
+    log.info("assessment_stats_requested", assessment_id=assessment_id, submissions=len(scores))
     return {"assessment_id": assessment_id, "submissions": len(scores),
             "average": sum(scores) / len(scores)}
 
@@ -219,6 +227,8 @@ async def export(assessment_id: str, target: str = "storage", outage: bool = Fal
             sentry_sdk.capture_exception(e)
         return JSONResponse({"detail": f"export to {target} failed"}, status_code=502)
     log.info("report_exported", assessment_id=assessment_id, target=target)
+    sentry_logger.info("report {assessment_id} exported to {target}",
+                       assessment_id=assessment_id, target=target)
     return {"assessment_id": assessment_id, "target": target, "status": "exported"}
 
 
@@ -253,8 +263,8 @@ def nightly_report(fail: bool):
     then an ok or error check-in."""
     if fail:
         raise RuntimeError("report database is read-only")
-    sentry_sdk.logger.info("nightly report built for {assessments} assessments",
-                           assessments=len({a for _, a in ANSWERS}))
+    sentry_logger.info("nightly report built for {assessments} assessments",
+                       assessments=len({a for _, a in ANSWERS}))
     return len(ANSWERS)
 
 
@@ -277,6 +287,7 @@ async def sentry_status():
     transport = client.transport if client.is_active() else None
     return {"enabled": client.is_active(),
             "compression": getattr(transport, "_compression_algo", None),
+            "brotli_importable": getattr(sentry_sdk.transport, "brotli", None) is not None,
             "release": client.options.get("release") if client.is_active() else None,
             "environment": client.options.get("environment") if client.is_active() else None}
 

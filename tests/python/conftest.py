@@ -63,6 +63,11 @@ class Sightline:
         return requests.get(self.url + path, params=params,
                             headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
 
+    def put(self, path: str, body) -> requests.Response:
+        """PUT JSON to a read/write API with the bearer token."""
+        return requests.put(self.url + path, json=body,
+                            headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
+
     def kill9(self):
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(timeout=30)

@@ -896,9 +896,14 @@ pub fn issue(c: &Connection, id: i64) -> rusqlite::Result<Option<Value>> {
     v["tags"] = Value::Array(tags);
     let latest = c
         .query_row(
-            "SELECT event_id, body FROM events WHERE issue_id = ?1 ORDER BY ts DESC LIMIT 1",
+            "SELECT event_id, body, request_id FROM events WHERE issue_id = ?1 ORDER BY ts DESC LIMIT 1",
             [id],
-            |r| Ok(body_json(&r.get::<_, Vec<u8>>(1)?)),
+            |r| {
+                let mut v = body_json(&r.get::<_, Vec<u8>>(1)?);
+                // The request id the event was joined on (tag, extra or header).
+                v["request_id"] = json!(r.get::<_, Option<String>>(2)?);
+                Ok(v)
+            },
         )
         .optional()?;
     v["latest_event"] = latest.unwrap_or(Value::Null);
@@ -967,7 +972,7 @@ pub fn events_by(
 /// The full normalized event with its issue id.
 pub fn event(c: &Connection, event_id: &str) -> rusqlite::Result<Option<Value>> {
     c.query_row(
-        "SELECT issue_id, body, project_id FROM events WHERE event_id = ?1",
+        "SELECT issue_id, body, project_id, request_id FROM events WHERE event_id = ?1",
         [event_id],
         |r| {
             let mut v = body_json(&r.get::<_, Vec<u8>>(1)?);
@@ -977,6 +982,7 @@ pub fn event(c: &Connection, event_id: &str) -> rusqlite::Result<Option<Value>> 
                     Value::String(r.get::<_, i64>(0)?.to_string()),
                 );
                 m.insert("project_id".into(), json!(r.get::<_, i64>(2)?));
+                m.insert("request_id".into(), json!(r.get::<_, Option<String>>(3)?));
             }
             Ok(v)
         },

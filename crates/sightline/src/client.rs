@@ -574,7 +574,9 @@ pub fn issue(a: IdArgs) -> Result<(), String> {
             vals.join(", ")
         );
     }
-    let rid = ev["tags"]["request_id"].as_str();
+    let rid = ev["request_id"]
+        .as_str()
+        .or(ev["tags"]["request_id"].as_str());
     if let Some(rid) = rid {
         let req = c.get(&format!("/api/v1/requests/{}", enc(rid)), &[]);
         println!("\n{} {}", c.paint("1", "logs of request"), rid);

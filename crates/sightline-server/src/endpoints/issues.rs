@@ -77,10 +77,11 @@ pub async fn list(State(app): State<AppState>, Query(p): Query<IssueParams>) -> 
 
 /// Links from an event to the logs of its request and trace.
 fn links(ev: &Value) -> Value {
-    let rid = ev
-        .get("tags")
-        .and_then(|t| t.get("request_id"))
-        .and_then(Value::as_str);
+    let rid = ev.get("request_id").and_then(Value::as_str).or_else(|| {
+        ev.get("tags")
+            .and_then(|t| t.get("request_id"))
+            .and_then(Value::as_str)
+    });
     let tid = ev
         .get("contexts")
         .and_then(|c| c.get("trace"))
