@@ -91,6 +91,8 @@ tree_mb() {
   echo $((kb / 1024))
 }
 now() { date +%s.%N; }
+# Busy clock ticks of the whole machine (all processes), from /proc/stat.
+machine_ticks() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9; exit}' /proc/stat; }
 calc() { awk "BEGIN{printf \"%.${2:-1}f\", ($1)}"; }
 
 echo "== machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
@@ -160,7 +162,7 @@ HDRS=("Content-Encoding: gzip"
       "Accept-Encoding: identity")
 CURL_HDRS=(-H "Content-Type: application/x-sentry-envelope")
 for h in "${HDRS[@]}"; do CURL_HDRS+=(-H "$h"); done
-NEXT=0  # the first body not sent yet
+NEXT=0  # the first body not sent yet to the server under test
 
 # probe URL: one envelope (its own event_id) must answer 200 {"id": …}
 probe() {
@@ -191,18 +193,22 @@ wrk_run() {
 declare -A R
 bench_peer() {
   local key=$1 label=$2 url=$3 count_fn=$4 pending_fn=$5 prefix=$6; shift 6
-  local roots=("$@") c0 c1 c2 t0 t1 t2 base n last pend stable=0 tlast
+  local roots=("$@") c0 c1 c2 m0 m1 t0 t1 t2 base n last pend stable=0 tlast
   read -r -a prefix_arr <<<"$prefix"
+  NEXT=0  # a fresh server: the bodies' event_ids are new to it
   base=$($count_fn)
   echo "-- [$(date +%T)] $label: wrk -t1 -c$CONNS -d${DURATION}s${prefix:+ (wrk under: $prefix)}"
-  c0=$(tree_ticks "${roots[@]}"); t0=$(now)
+  c0=$(tree_ticks "${roots[@]}"); m0=$(machine_ticks); t0=$(now)
   wrk_run "$CONNS" "$DURATION" "$url" "${prefix_arr[@]}"
-  t1=$(now); c1=$(tree_ticks "${roots[@]}")
+  t1=$(now); c1=$(tree_ticks "${roots[@]}"); m1=$(machine_ticks)
+  t0=$(calc "$t1 - $W_seconds" 3)  # wrk's own clock starts after it has loaded the bodies
   R[$key.rss]=$(tree_mb VmRSS "${roots[@]}"); R[$key.procs]=$(tree_pids "${roots[@]}" | wc -l)
   n=$(( $($count_fn) - base )); R[$key.stored_in_load]=$n
   R[$key.accepted]=$((W_requests - W_non2xx)); R[$key.non2xx]=$W_non2xx; R[$key.sockerr]=$W_sockerr
   R[$key.secs]=$W_seconds; R[$key.p50]=$W_p50_ms; R[$key.p99]=$W_p99_ms; R[$key.wrk_cpu]=$WRK_CPU
   R[$key.cpu_load]=$(calc "($c1 - $c0) / $TCK" 2)
+  # everything else that ran meanwhile: wrk (loading its bodies included) and any other work
+  R[$key.cpu_other]=$(calc "($m1 - $m0 - ($c1 - $c0)) / $TCK" 2)
   echo "   $W_requests requests in ${W_seconds}s, non-2xx $W_non2xx, socket errors $W_sockerr, p50 $W_p50_ms ms, p99 $W_p99_ms ms; stored so far: $n"
   # wait until the stored count stops growing and nothing is pending
   last=$n; tlast=$t1
@@ -353,7 +359,7 @@ ROWS=(
   "stored_pct|stored / accepted %|"
   "stored_rate_load|stored/s during load|hi"
   "stored_rate|stored/s, load start to last stored|hi"
-  "drain|s to store backlog after load|lo"
+  "drain|s to store backlog after load|"
   "cpu_load|server CPU s during load|"
   "cores|server cores busy during load|"
   "cpu_all|server CPU s until all stored|"
@@ -364,7 +370,8 @@ ROWS=(
   "procs|server processes|"
   "disk|data on disk MB|lo"
   "kb_per_event|KB on disk per stored event|lo"
-  "wrk_cpu|wrk CPU s (-c$CONNS run)|"
+  "wrk_cpu|wrk CPU s (-c$CONNS run, with loading)|"
+  "cpu_other|CPU s of all else (wrk incl.) in load|"
 )
 echo
 echo "== results: $BODIES distinct envelopes (5 real sentry-sdk error envelopes, fresh event_ids), wrk -t1 -c$CONNS -d${DURATION}s; ratio = Sightline (unpinned) / Bugsink"
