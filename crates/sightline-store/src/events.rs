@@ -139,6 +139,9 @@ fn open_db(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(path)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // Checkpoints (each an fsync) happen when a WAL segment is closed, not
+    // every 1000 pages inside an ingest commit.
+    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
     conn.busy_timeout(Duration::from_secs(10))?;
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     match version {
@@ -173,7 +176,7 @@ fn open_db(path: &Path) -> Result<Connection, StoreError> {
              );
              CREATE INDEX issues_last_seen ON issues(last_seen);
              CREATE TABLE events (
-                event_id TEXT PRIMARY KEY,
+                event_id TEXT NOT NULL UNIQUE,
                 project_id INTEGER NOT NULL,
                 issue_id INTEGER NOT NULL,
                 ts INTEGER NOT NULL,
@@ -187,7 +190,7 @@ fn open_db(path: &Path) -> Result<Connection, StoreError> {
                 environment TEXT,
                 user_key TEXT,
                 body BLOB NOT NULL
-             ) WITHOUT ROWID;
+             );
              CREATE INDEX events_issue ON events(issue_id, ts);
              CREATE INDEX events_request ON events(request_id) WHERE request_id IS NOT NULL;
              CREATE INDEX events_trace ON events(trace_id) WHERE trace_id IS NOT NULL;
@@ -198,7 +201,7 @@ fn open_db(path: &Path) -> Result<Connection, StoreError> {
                 issue_id INTEGER NOT NULL, user_key TEXT NOT NULL,
                 PRIMARY KEY (issue_id, user_key)) WITHOUT ROWID;
              CREATE TABLE transactions (
-                event_id TEXT PRIMARY KEY,
+                event_id TEXT NOT NULL UNIQUE,
                 project_id INTEGER NOT NULL,
                 start_ns INTEGER NOT NULL,
                 end_ns INTEGER NOT NULL,
@@ -206,7 +209,7 @@ fn open_db(path: &Path) -> Result<Connection, StoreError> {
                 op TEXT, status TEXT, trace_id TEXT, span_id TEXT, request_id TEXT,
                 release TEXT, environment TEXT,
                 body BLOB NOT NULL
-             ) WITHOUT ROWID;
+             );
              CREATE INDEX transactions_trace ON transactions(trace_id) WHERE trace_id IS NOT NULL;
              CREATE INDEX transactions_request ON transactions(request_id) WHERE request_id IS NOT NULL;
              CREATE TABLE check_ins (
@@ -259,7 +262,11 @@ fn open_db(path: &Path) -> Result<Connection, StoreError> {
 
 // ---------------------------------------------------------------- apply
 
-fn apply_event(tx: &Transaction, r: &EventRow) -> rusqlite::Result<()> {
+/// Tag counts of a transaction's events, summed before they are written (an
+/// issue's tags repeat from event to event).
+type TagCounts = std::collections::HashMap<(i64, String, String), i64>;
+
+fn apply_event(tx: &Transaction, r: &EventRow, tags: &mut TagCounts) -> rusqlite::Result<()> {
     let found: Option<i64> = tx
         .prepare_cached("SELECT id FROM issues WHERE project_id = ?1 AND fingerprint = ?2")?
         .query_row(params![r.project_id, r.fingerprint], |row| row.get(0))
@@ -290,8 +297,7 @@ fn apply_event(tx: &Transaction, r: &EventRow) -> rusqlite::Result<()> {
             tx.last_insert_rowid()
         }
     };
-    let body = zstd::bulk::compress(&r.body, BODY_ZSTD_LEVEL)
-        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    let body = &r.body;
     let inserted = tx
         .prepare_cached(
             "INSERT OR IGNORE INTO events (event_id, project_id, issue_id, ts, received, level,
@@ -342,14 +348,8 @@ fn apply_event(tx: &Transaction, r: &EventRow) -> rusqlite::Result<()> {
         r.level,
         r.received_ns
     ])?;
-    {
-        let mut st = tx.prepare_cached(
-            "INSERT INTO issue_tags (issue_id, key, value, count) VALUES (?1, ?2, ?3, 1)
-             ON CONFLICT (issue_id, key, value) DO UPDATE SET count = count + 1",
-        )?;
-        for (k, v) in &r.tags {
-            st.execute(params![issue_id, k, v])?;
-        }
+    for (k, v) in &r.tags {
+        *tags.entry((issue_id, k.clone(), v.clone())).or_insert(0) += 1;
     }
     if let Some(u) = &r.user_key {
         let new = tx
@@ -366,8 +366,7 @@ fn apply_event(tx: &Transaction, r: &EventRow) -> rusqlite::Result<()> {
 }
 
 fn apply_transaction(tx: &Transaction, r: &TransactionRow) -> rusqlite::Result<()> {
-    let body = zstd::bulk::compress(&r.body, BODY_ZSTD_LEVEL)
-        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    let body = &r.body;
     tx.prepare_cached(
         "INSERT OR IGNORE INTO transactions (event_id, project_id, start_ns, end_ns, name, op,
             status, trace_id, span_id, request_id, release, environment, body)
@@ -467,10 +466,33 @@ fn apply_client_report(tx: &Transaction, r: &ClientReportRow) -> rusqlite::Resul
     Ok(())
 }
 
-fn apply(tx: &Transaction, items: &[SentryItem]) -> rusqlite::Result<()> {
+/// Applies the items of one or more frames inside `tx`.
+fn apply<'a>(
+    tx: &Transaction,
+    frames: impl IntoIterator<Item = &'a [SentryItem]>,
+) -> rusqlite::Result<()> {
+    let mut tags = TagCounts::new();
+    for items in frames {
+        apply_items(tx, items, &mut tags)?;
+    }
+    let mut st = tx.prepare_cached(
+        "INSERT INTO issue_tags (issue_id, key, value, count) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (issue_id, key, value) DO UPDATE SET count = count + excluded.count",
+    )?;
+    for ((issue, k, v), n) in tags {
+        st.execute(params![issue, k, v, n])?;
+    }
+    Ok(())
+}
+
+fn apply_items(
+    tx: &Transaction,
+    items: &[SentryItem],
+    tags: &mut TagCounts,
+) -> rusqlite::Result<()> {
     for it in items {
         match it {
-            SentryItem::Event(r) => apply_event(tx, r)?,
+            SentryItem::Event(r) => apply_event(tx, r, tags)?,
             SentryItem::Transaction(r) => apply_transaction(tx, r)?,
             SentryItem::CheckIn(r) => apply_check_in(tx, r)?,
             SentryItem::Session(r) => apply_session(tx, r)?,
@@ -508,6 +530,22 @@ fn checkpoint_and_trim(conn: &Connection, wal_root: &Path, keep_from: u64) {
 
 // ---------------------------------------------------------------- store
 
+thread_local! {
+    static BODY_COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// zstd with a per-thread reused context (creating one per body is costly).
+fn compress_body(body: &[u8]) -> Result<Vec<u8>, StoreError> {
+    BODY_COMPRESSOR.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.is_none() {
+            *c = Some(zstd::bulk::Compressor::new(BODY_ZSTD_LEVEL)?);
+        }
+        Ok(c.as_mut().expect("set above").compress(body)?)
+    })
+}
+
 impl EventStore {
     /// Opens `DATA/events/`: creates the schema, applies WAL frames past the
     /// watermark, and starts the writer thread.
@@ -538,7 +576,7 @@ impl EventStore {
                 }
                 let items = decode_items(frame)
                     .map_err(|e| StoreError::Corrupt(format!("{}: {e}", path.display())))?;
-                apply(&tx, &items)?;
+                apply(&tx, [items.as_slice()])?;
                 set_watermark(&tx, id, i as i64)?;
                 applied += 1;
             }
@@ -576,10 +614,19 @@ impl EventStore {
     }
 
     /// Queues items; `done` is called once they are durable and queryable.
-    pub fn append(&self, items: Vec<SentryItem>, done: Done) -> Result<(), StoreError> {
+    /// Event and transaction bodies are zstd-compressed here, on the caller's
+    /// thread: the WAL frame and the database hold the compressed body.
+    pub fn append(&self, mut items: Vec<SentryItem>, done: Done) -> Result<(), StoreError> {
         if items.is_empty() {
             done(Ok(()));
             return Ok(());
+        }
+        for it in &mut items {
+            match it {
+                SentryItem::Event(r) => r.body = compress_body(&r.body)?,
+                SentryItem::Transaction(r) => r.body = compress_body(&r.body)?,
+                _ => {}
+            }
         }
         let frame = wal::compress(&encode_items(&items));
         if frame.len() as u64 > wal::MAX_FRAME_BYTES as u64 / 2 {
@@ -706,9 +753,7 @@ fn writer_loop(
             let result = written.map_err(StoreError::from_io).and_then(|_| {
                 let last = frames_in_seg + appends.len() as i64 - 1;
                 let applied = conn.transaction().and_then(|tx| {
-                    for (items, _) in &appends {
-                        apply(&tx, items)?;
-                    }
+                    apply(&tx, appends.iter().map(|(items, _)| items.as_slice()))?;
                     set_watermark(&tx, seg.id, last)?;
                     tx.commit()
                 });
@@ -1201,7 +1246,10 @@ mod tests {
         let mut seg = wal::SegmentWriter::create(&root, last + 1).unwrap();
         let mut buf = Vec::new();
         for (i, v) in ["b", "a"].iter().enumerate() {
-            let items = vec![ev(&format!("0000000000000000000000000000001{i}"), v)];
+            let mut items = vec![ev(&format!("0000000000000000000000000000001{i}"), v)];
+            if let SentryItem::Event(r) = &mut items[0] {
+                r.body = compress_body(&r.body).unwrap();
+            }
             wal::frame_into(&mut buf, &wal::compress(&encode_items(&items)));
         }
         seg.write(&buf).unwrap();

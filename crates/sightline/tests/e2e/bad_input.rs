@@ -161,13 +161,21 @@ fn broken_bodies_get_their_status_and_memory_stays_bounded() {
     let r = s.ndjson("z", &big);
     assert_eq!(r.status, 413, "{}", r.body);
 
-    // Unknown encoding: 415. Wrong content type: 415.
+    // Unknown encoding: 415. A known encoding whose bytes are not that
+    // encoding: 400 naming it. Wrong content type: 415.
+    let r = s.post(
+        "/api/v1/logs/ingest?service=z",
+        &[("content-encoding", "lz4")],
+        &good,
+    );
+    assert_eq!(r.status, 415, "{}", r.body);
     let r = s.post(
         "/api/v1/logs/ingest?service=z",
         &[("content-encoding", "br")],
         &good,
     );
-    assert_eq!(r.status, 415, "{}", r.body);
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("brotli"), "{}", r.body);
     let r = s.post(
         "/api/v1/logs/ingest?service=z",
         &[("content-type", "application/x-protobuf")],
