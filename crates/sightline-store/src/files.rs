@@ -32,10 +32,16 @@ pub const TMP_DIR: &str = "tmp";
 pub const LOG_PARTS: &str = "logs";
 pub const EVENTS_DIR: &str = "events";
 pub const EVENTS_DB: &str = "events.sqlite";
+pub const METRICS_DIR: &str = "metrics";
 
 /// Root of the event store (it has its own `wal/` inside).
 pub fn events_dir(root: &Path) -> PathBuf {
     root.join(EVENTS_DIR)
+}
+
+/// Root of the metrics store (its own `wal/` and `blocks/` inside).
+pub fn metrics_dir(root: &Path) -> PathBuf {
+    root.join(METRICS_DIR)
 }
 
 pub fn wal_dir(root: &Path) -> PathBuf {

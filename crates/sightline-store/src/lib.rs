@@ -23,6 +23,7 @@ pub mod manifest;
 pub mod part;
 pub mod projects;
 pub mod stats;
+pub mod tsdb;
 pub mod wal;
 
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
