@@ -26,9 +26,12 @@ if SENTRY_DSN and os.environ.get("SENTRY_WITHOUT_BROTLI"):
     # envelopes with gzip instead of brotli.
     sys.modules["brotli"] = None
 
+import time
+
 import sentry_sdk
 import structlog
 from fastapi import Depends, FastAPI, Request
+from prometheus_client import Counter, Gauge, Histogram, make_asgi_app
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sentry_sdk import logger as sentry_logger  # Sentry structured logs (enable_logs)
@@ -75,6 +78,15 @@ if SENTRY_DSN:
 
 app = FastAPI(title="assessments")
 
+# Prometheus metrics (prometheus_client), served on /metrics in the text or
+# OpenMetrics format, whichever the scraper asks for.
+HTTP_REQUESTS = Counter("http_requests", "HTTP requests served.", ["method", "path", "status"])
+HTTP_DURATION = Histogram("http_request_duration_seconds", "Time to serve an HTTP request.",
+                          ["method", "path"])
+SUBMISSIONS = Counter("assessment_submissions", "Assessments submitted.", ["outcome"])
+IN_FLIGHT = Gauge("http_requests_in_flight", "HTTP requests being served.")
+app.mount("/metrics", make_asgi_app())
+
 # The "database": points per question, and answers per (user, assessment).
 QUESTIONS = {"q1": 10, "q2": 20, "q3": 30, "q4": 40}
 MAX_SCORE = 100
@@ -86,14 +98,26 @@ DEPENDENCIES = {"database": True, "redis": True}
 async def request_context(request: Request, call_next):
     """Binds request_id, method and path to every log line of the request and
     echoes the id back; an incoming x-request-id (from a proxy) wins."""
+    if request.url.path.startswith("/metrics"):
+        return await call_next(request)
     request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(
         request_id=request_id, method=request.method, path=request.url.path)
+    IN_FLIGHT.inc()
+    start = time.perf_counter()
+    status = 500
     try:
         response = await call_next(request)
+        status = response.status_code
     finally:
         structlog.contextvars.clear_contextvars()
+        IN_FLIGHT.dec()
+        # The route template, not the raw path: bounded label values.
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        HTTP_REQUESTS.labels(request.method, path, str(status)).inc()
+        HTTP_DURATION.labels(request.method, path).observe(time.perf_counter() - start)
     response.headers["x-request-id"] = request_id
     return response
 
@@ -116,6 +140,7 @@ async def submit(assessment_id: str, body: Submission, user_id: str = Depends(cu
         if question_id not in QUESTIONS:
             # Observable early return: say why nothing was saved.
             log.warning("save_answer_skipped", reason="invalid_question", question_id=question_id)
+            SUBMISSIONS.labels("rejected").inc()
             return JSONResponse({"detail": f"unknown question {question_id}"}, status_code=422)
     try:
         score = sum(QUESTIONS[q] * option for q, option in body.answers.items())
@@ -134,9 +159,11 @@ async def submit(assessment_id: str, body: Submission, user_id: str = Depends(cu
             sentry_sdk.capture_exception(e)
         sentry_logger.error("assessment {assessment_id} could not be scored",
                             assessment_id=assessment_id)
+        SUBMISSIONS.labels("failed").inc()
         return JSONResponse({"detail": "could not score the submission"}, status_code=500)
     ANSWERS[(user_id, assessment_id)] = dict(body.answers)
     log.info("assessment_submitted", assessment_id=assessment_id, score=score)
+    SUBMISSIONS.labels("scored").inc()
     return {"assessment_id": assessment_id, "score": score}
 
 

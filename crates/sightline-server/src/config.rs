@@ -37,6 +37,67 @@ pub struct Config {
     /// Projects with fixed ids and keys (so DSNs survive a new data dir).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub projects: Vec<ProjectConfig>,
+    pub metrics: MetricsConfig,
+    /// Services Sightline scrapes (`/metrics`) and probes (`/health`, `/health/ready`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<TargetConfig>,
+}
+
+/// `[metrics]`: scraping defaults and the PromQL engine's limits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Default scrape and probe interval of targets (`15s`).
+    pub scrape_interval: String,
+    /// Default scrape and probe timeout (`10s`).
+    pub scrape_timeout: String,
+    /// Scrapes running at once, over all targets.
+    pub max_concurrent_scrapes: usize,
+    /// Largest `/metrics` body read (bytes); larger scrapes fail.
+    pub max_scrape_bytes: usize,
+    /// Samples one PromQL query may hold in memory.
+    pub max_samples: usize,
+    /// How far back an instant selector looks for a sample (`5m`, as Prometheus).
+    pub lookback_delta: String,
+    /// Largest remote-write / OTLP metrics body (bytes, compressed).
+    pub max_write_bytes: usize,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            scrape_interval: "15s".into(),
+            scrape_timeout: "10s".into(),
+            max_concurrent_scrapes: 16,
+            max_scrape_bytes: 64 * 1024 * 1024,
+            max_samples: 50_000_000,
+            lookback_delta: "5m".into(),
+            max_write_bytes: 32 * 1024 * 1024,
+        }
+    }
+}
+
+/// `[[targets]]`: one service to scrape and probe.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetConfig {
+    /// The service name: the `job` and `service` labels of its series.
+    pub service: String,
+    /// Base URL, e.g. `http://127.0.0.1:8000`.
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// Extra labels on every series of this target.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 /// `[[projects]]`: a project Sightline makes sure exists on start.
@@ -182,6 +243,8 @@ impl Default for Config {
             flows: Flows::default(),
             sentry: Sentry::default(),
             projects: Vec::new(),
+            metrics: MetricsConfig::default(),
+            targets: Vec::new(),
         }
     }
 }

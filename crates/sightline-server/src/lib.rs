@@ -13,6 +13,8 @@ pub mod cron;
 pub mod endpoints;
 pub mod error;
 pub mod metrics;
+pub mod probe;
+pub mod scrape;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode};
@@ -48,6 +50,11 @@ pub struct App {
     pub projects: parking_lot::Mutex<sightline_store::projects::Projects>,
     pub events: Arc<sightline_store::events::EventStore>,
     pub sentry: endpoints::sentry_ingest::SentryState,
+    /// Series and samples (`DATA/metrics/`).
+    pub tsdb: Arc<sightline_store::tsdb::Tsdb>,
+    pub promql: sightline_promql::Engine,
+    pub scraper: scrape::Scraper,
+    pub prober: Arc<probe::Prober>,
 }
 
 pub type AppState = Arc<App>;
@@ -89,6 +96,46 @@ pub fn routes(app: AppState) -> Router {
         .route("/api/v1/events/{event_id}", get(endpoints::issues::event))
         .route("/api/v1/monitors", get(endpoints::issues::monitors))
         .route("/api/v1/releases", get(endpoints::issues::releases))
+        .route(
+            "/api/v1/query",
+            get(endpoints::prom_api::query).post(endpoints::prom_api::query),
+        )
+        .route(
+            "/api/v1/query_range",
+            get(endpoints::prom_api::query_range).post(endpoints::prom_api::query_range),
+        )
+        .route(
+            "/api/v1/series",
+            get(endpoints::prom_api::series).post(endpoints::prom_api::series),
+        )
+        .route(
+            "/api/v1/labels",
+            get(endpoints::prom_api::labels).post(endpoints::prom_api::labels),
+        )
+        .route(
+            "/api/v1/label/{name}/values",
+            get(endpoints::prom_api::label_values),
+        )
+        .route("/api/v1/metadata", get(endpoints::prom_api::metadata))
+        .route(
+            "/api/v1/targets",
+            get(endpoints::prom_api::targets).post(endpoints::prom_api::add_target),
+        )
+        .route(
+            "/api/v1/targets/{key}",
+            axum::routing::delete(endpoints::prom_api::remove_target),
+        )
+        .route(
+            "/api/v1/status/buildinfo",
+            get(endpoints::prom_api::buildinfo),
+        )
+        .route("/api/v1/rules", get(endpoints::prom_api::empty_rules))
+        .route("/api/v1/alerts", get(endpoints::prom_api::empty_alerts))
+        .route(
+            "/api/v1/query_exemplars",
+            get(endpoints::prom_api::empty_exemplars).post(endpoints::prom_api::empty_exemplars),
+        )
+        .route("/api/v1/health", get(endpoints::prom_api::health))
         .route_layer(middleware::from_fn_with_state(
             app.clone(),
             require_api_token,
@@ -98,6 +145,8 @@ pub fn routes(app: AppState) -> Router {
         .route("/api/v1/logs/ingest", post(endpoints::logs_ingest::ingest))
         // OTLP/HTTP logs; the OTel SDK's default path on its default port.
         .route("/v1/logs", post(endpoints::otlp_logs::ingest))
+        // Prometheus remote write 1.0 (snappy + protobuf).
+        .route("/api/v1/write", post(endpoints::prom_api::remote_write))
         .route(
             "/api/{project_id}/envelope/",
             any(endpoints::sentry_ingest::handle),
@@ -224,6 +273,28 @@ pub fn build(config: Config) -> anyhow_like::Result<AppState> {
                 config.data_dir.display()
             )
         })?;
+    let tsdb = Arc::new(
+        sightline_store::tsdb::Tsdb::open(&config.data_dir, config.fsync).map_err(|e| {
+            format!(
+                "cannot open the metrics store in {}: {e}",
+                config.data_dir.display()
+            )
+        })?,
+    );
+    let lookback = sightline_query::time::parse_duration(&config.metrics.lookback_delta)
+        .map_err(|e| format!("[metrics] lookback_delta: {e}"))?;
+    let promql = sightline_promql::Engine::new(sightline_promql::EngineOptions {
+        lookback_delta: std::time::Duration::from_nanos(lookback.max(1_000_000) as u64),
+        max_samples: config.metrics.max_samples,
+        timeout: std::time::Duration::from_secs(config.query.timeout_secs.max(1)),
+        ..Default::default()
+    });
+    for t in &config.targets {
+        scrape::Target::from_config(t, &config.metrics, "config")
+            .map_err(|e| format!("[[targets]]: {e}"))?;
+    }
+    let prober = Arc::new(probe::Prober::new(tsdb.clone()));
+    let scraper = scrape::Scraper::new(tsdb.clone(), &config.metrics, Some(prober.clone()));
     let normalizer = Normalizer::new(Scrubber::new(&config.scrub), config.limits.max_record_bytes);
     let (tail, _) = tokio::sync::broadcast::channel(TAIL_CHUNKS);
     let tx = tail.clone();
@@ -241,6 +312,10 @@ pub fn build(config: Config) -> anyhow_like::Result<AppState> {
         projects: parking_lot::Mutex::new(projects),
         events: Arc::new(events),
         sentry: Default::default(),
+        tsdb,
+        promql,
+        scraper,
+        prober,
         config,
         store: Arc::new(store),
         normalizer,
@@ -315,6 +390,26 @@ pub fn banner(app: &App, addr: std::net::SocketAddr) -> String {
     )
 }
 
+/// Starts scraping and probing the declared targets and those added at
+/// runtime (kept in `meta.sqlite`).
+pub fn start_targets(app: &App) {
+    for c in &app.config.targets {
+        if let Ok(t) = scrape::Target::from_config(c, &app.config.metrics, "config") {
+            app.scraper.add(t);
+        }
+    }
+    let stored = app.projects.lock().targets().unwrap_or_default();
+    for (url, json) in stored {
+        let parsed = serde_json::from_str::<config::TargetConfig>(&json)
+            .map_err(|e| e.to_string())
+            .and_then(|c| scrape::Target::from_config(&c, &app.config.metrics, "api"));
+        match parsed {
+            Ok(t) => app.scraper.add(t),
+            Err(e) => tracing::warn!(url, error = %e, "stored target skipped"),
+        }
+    }
+}
+
 /// Serves until SIGINT/SIGTERM, then stops accepting, flushes and returns.
 pub async fn serve(app: AppState) -> anyhow_like::Result<()> {
     let listener = tokio::net::TcpListener::bind(app.config.listen)
@@ -325,6 +420,7 @@ pub async fn serve(app: AppState) -> anyhow_like::Result<()> {
     use std::io::Write;
     let _ = std::io::stdout().flush();
     tracing::info!(listen = %addr, data_dir = %app.config.data_dir.display(), "sightline started");
+    start_targets(&app);
     let router = routes(app.clone());
     axum::serve(
         listener,
@@ -334,10 +430,13 @@ pub async fn serve(app: AppState) -> anyhow_like::Result<()> {
     .await
     .map_err(|e| e.to_string())?;
     tracing::info!("shutting down: flushing");
+    app.scraper.stop_all();
     let store = app.store.clone();
     let events = app.events.clone();
+    let tsdb = app.tsdb.clone();
     tokio::task::spawn_blocking(move || {
         events.shutdown();
+        tsdb.shutdown();
         store.shutdown()
     })
     .await

@@ -6,7 +6,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
 
 /// Metadata schema version; refused when the file is newer.
-pub const META_VERSION: i64 = 1;
+pub const META_VERSION: i64 = 2;
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Project {
@@ -64,7 +64,14 @@ impl Projects {
                     created_at INTEGER NOT NULL
                  );
                  CREATE INDEX project_keys_project ON project_keys(project_id);
-                 PRAGMA user_version = 1;
+                 CREATE TABLE targets (url TEXT PRIMARY KEY, config TEXT NOT NULL);
+                 PRAGMA user_version = 2;
+                 COMMIT;",
+            )?,
+            1 => conn.execute_batch(
+                "BEGIN;
+                 CREATE TABLE targets (url TEXT PRIMARY KEY, config TEXT NOT NULL);
+                 PRAGMA user_version = 2;
                  COMMIT;",
             )?,
             META_VERSION => {}
@@ -79,6 +86,30 @@ impl Projects {
     }
 
     /// Every project with its keys, by id.
+    /// Scrape targets added at runtime: (url, config as JSON).
+    pub fn targets(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT url, config FROM targets ORDER BY url")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn put_target(&self, url: &str, config: &str) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO targets (url, config) VALUES (?1, ?2)
+             ON CONFLICT(url) DO UPDATE SET config = excluded.config",
+            rusqlite::params![url, config],
+        )?;
+        Ok(())
+    }
+
+    pub fn delete_target(&self, url: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute("DELETE FROM targets WHERE url = ?1", [url])?;
+        Ok(())
+    }
+
     pub fn list(&self) -> Result<Vec<Project>, StoreError> {
         let mut st = self
             .conn

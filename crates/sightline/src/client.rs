@@ -95,11 +95,11 @@ pub struct IssuesArgs {
     server: ServerArgs,
 }
 
-struct Client {
+pub(crate) struct Client {
     base: String,
     token: String,
     agent: ureq::Agent,
-    json: bool,
+    pub(crate) json: bool,
     color: bool,
 }
 
@@ -115,7 +115,7 @@ pub fn exit(r: Result<(), String>) -> ExitCode {
 }
 
 impl Client {
-    fn new(a: &ServerArgs) -> Result<Client, String> {
+    pub(crate) fn new(a: &ServerArgs) -> Result<Client, String> {
         let token = match &a.token {
             Some(t) if !t.is_empty() => t.clone(),
             _ => std::fs::read_to_string(a.data_dir.join("api-token"))
@@ -141,7 +141,7 @@ impl Client {
         })
     }
 
-    fn get(&self, path: &str, query: &[(&str, &str)]) -> Result<Value, String> {
+    pub(crate) fn get(&self, path: &str, query: &[(&str, &str)]) -> Result<Value, String> {
         let mut req = self
             .agent
             .get(format!("{}{path}", self.base))
@@ -184,7 +184,7 @@ impl Client {
         Ok(v)
     }
 
-    fn paint(&self, code: &str, s: &str) -> String {
+    pub(crate) fn paint(&self, code: &str, s: &str) -> String {
         if self.color {
             format!("\x1b[{code}m{s}\x1b[0m")
         } else {
@@ -214,7 +214,7 @@ impl Client {
         self.paint(code, s)
     }
 
-    fn print_json(&self, v: &Value) {
+    pub(crate) fn print_json(&self, v: &Value) {
         println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
     }
 
@@ -756,7 +756,16 @@ pub enum ProjectsCommand {
 }
 
 impl Client {
-    fn send(&self, path: &str, body: Option<&Value>) -> Result<Value, String> {
+    pub(crate) fn delete(&self, path: &str) -> Result<Value, String> {
+        let resp = self
+            .agent
+            .delete(format!("{}{path}", self.base))
+            .header("Authorization", format!("Bearer {}", self.token))
+            .call();
+        self.answer(resp, "")
+    }
+
+    pub(crate) fn send(&self, path: &str, body: Option<&Value>) -> Result<Value, String> {
         let req = self
             .agent
             .post(format!("{}{path}", self.base))

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod client;
+mod metrics_cli;
 mod ship;
 
 /// mimalloc: less fragmentation across the ingest threads than glibc's arenas,
@@ -53,6 +54,15 @@ enum Command {
         #[command(subcommand)]
         command: client::ProjectsCommand,
     },
+    /// Scrape targets: `list`, `add SERVICE URL`, `remove SERVICE|URL`.
+    Targets {
+        #[command(subcommand)]
+        command: metrics_cli::TargetsCommand,
+    },
+    /// Every probed service: ok / degraded / down since when, checks, uptime.
+    Health(metrics_cli::HealthArgs),
+    /// Run a PromQL query: `sightline query 'rate(http_requests_total[5m])' [--range 1h]`.
+    Query(metrics_cli::QueryArgs),
     Run(ship::RunArgs),
     Ship(ship::ShipArgs),
     /// Inspect the configuration.
@@ -136,6 +146,9 @@ fn main() -> ExitCode {
         Command::Issues(args) => return client::exit(client::issues(args)),
         Command::Issue(args) => return client::exit(client::issue(args)),
         Command::Projects { command } => return client::exit(client::projects(command)),
+        Command::Targets { command } => return client::exit(metrics_cli::targets(command)),
+        Command::Health(args) => return client::exit(metrics_cli::health(args)),
+        Command::Query(args) => return client::exit(metrics_cli::query(args)),
         Command::Run(args) => return ship::run(args),
         Command::Ship(args) => return ship::ship(args),
         Command::Config {

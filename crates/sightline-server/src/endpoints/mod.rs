@@ -6,6 +6,7 @@ pub mod logs_ingest;
 pub mod logs_query;
 pub mod otlp_logs;
 pub mod projects;
+pub mod prom_api;
 pub mod sentry_ingest;
 pub mod views;
 
