@@ -61,6 +61,10 @@ pub struct MetricsConfig {
     pub lookback_delta: String,
     /// Largest remote-write / OTLP metrics body (bytes, compressed).
     pub max_write_bytes: usize,
+    /// How long samples are kept (`15d`, as Prometheus).
+    pub retention: String,
+    /// Time range of a persisted block (`2h`).
+    pub block_duration: String,
 }
 
 impl Default for MetricsConfig {
@@ -73,6 +77,8 @@ impl Default for MetricsConfig {
             max_samples: 50_000_000,
             lookback_delta: "5m".into(),
             max_write_bytes: 32 * 1024 * 1024,
+            retention: "15d".into(),
+            block_duration: "2h".into(),
         }
     }
 }

@@ -273,8 +273,18 @@ pub fn build(config: Config) -> anyhow_like::Result<AppState> {
                 config.data_dir.display()
             )
         })?;
+    let ms = |s: &str, what: &str| {
+        sightline_query::time::parse_duration(s)
+            .map(|ns| ns / 1_000_000)
+            .map_err(|e| format!("[metrics] {what}: {e}"))
+    };
+    let tsdb_opts = sightline_store::tsdb::TsdbOptions {
+        fsync: config.fsync,
+        block_ms: ms(&config.metrics.block_duration, "block_duration")?.max(1000),
+        retention_ms: ms(&config.metrics.retention, "retention")?.max(1000),
+    };
     let tsdb = Arc::new(
-        sightline_store::tsdb::Tsdb::open(&config.data_dir, config.fsync).map_err(|e| {
+        sightline_store::tsdb::Tsdb::open(&config.data_dir, tsdb_opts).map_err(|e| {
             format!(
                 "cannot open the metrics store in {}: {e}",
                 config.data_dir.display()

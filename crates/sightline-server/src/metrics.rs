@@ -140,6 +140,84 @@ pub fn render_events(out: &mut String, events: &sightline_store::events::EventSt
     }
 }
 
+fn counter(out: &mut String, name: &str, help: &str, v: u64) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+    );
+}
+
+fn gauge(out: &mut String, name: &str, help: &str, v: f64) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+}
+
+/// The metrics store's part of `/metrics`.
+pub fn render_tsdb(out: &mut String, tsdb: &sightline_store::tsdb::Tsdb) {
+    let st = &tsdb.stats;
+    counter(
+        out,
+        "sightline_tsdb_samples_appended_total",
+        "Samples stored in the metrics store.",
+        st.samples_appended.load(Relaxed),
+    );
+    counter(
+        out,
+        "sightline_tsdb_out_of_order_samples_total",
+        "Samples refused: older than their series' newest.",
+        st.samples_out_of_order.load(Relaxed),
+    );
+    counter(
+        out,
+        "sightline_tsdb_duplicate_samples_total",
+        "Samples refused: same timestamp, different value.",
+        st.samples_duplicate.load(Relaxed),
+    );
+    counter(
+        out,
+        "sightline_tsdb_series_created_total",
+        "Series created.",
+        st.series_created.load(Relaxed),
+    );
+    let (series, head_samples, head_bytes) = tsdb.head_stats();
+    let (blocks, block_bytes, block_samples) = tsdb.block_stats();
+    gauge(
+        out,
+        "sightline_tsdb_series",
+        "Series known (head and blocks).",
+        series as f64,
+    );
+    gauge(
+        out,
+        "sightline_tsdb_head_samples",
+        "Samples in the in-memory head.",
+        head_samples as f64,
+    );
+    gauge(
+        out,
+        "sightline_tsdb_head_bytes",
+        "Approximate bytes the head holds.",
+        head_bytes as f64,
+    );
+    gauge(
+        out,
+        "sightline_tsdb_blocks",
+        "Persisted metric blocks.",
+        blocks as f64,
+    );
+    gauge(
+        out,
+        "sightline_tsdb_blocks_bytes",
+        "Bytes of persisted metric blocks.",
+        block_bytes as f64,
+    );
+    gauge(
+        out,
+        "sightline_tsdb_blocks_samples",
+        "Samples in persisted metric blocks.",
+        block_samples as f64,
+    );
+}
+
 impl Metrics {
     pub fn render(&self, store: &LogStore) -> String {
         let mut out = String::with_capacity(8192);
@@ -198,15 +276,6 @@ impl Metrics {
         );
 
         let st = store.stats();
-        let counter = |out: &mut String, name: &str, help: &str, v: u64| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
-            );
-        };
-        let gauge = |out: &mut String, name: &str, help: &str, v: f64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
-        };
         counter(
             &mut out,
             "sightline_wal_records_total",

@@ -224,6 +224,30 @@ fn scan_segment(path: &Path, repair: bool) -> io::Result<Replay> {
     })
 }
 
+/// Writes a whole segment-format file (header and one frame per payload,
+/// each compressed) through a temporary name, fsynced, then renamed into
+/// place: used for checkpoints, which must appear whole or not at all.
+pub fn write_file(path: &Path, payloads: &[Vec<u8>]) -> io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    {
+        let mut f = std::io::BufWriter::new(File::create(&tmp)?);
+        f.write_all(&header())?;
+        let mut buf = Vec::new();
+        for p in payloads {
+            buf.clear();
+            frame_into(&mut buf, &compress(p));
+            f.write_all(&buf)?;
+        }
+        f.flush()?;
+        f.get_ref().sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        files::sync_dir(dir)?;
+    }
+    Ok(())
+}
+
 /// Segment ids present in the WAL directory, ascending.
 pub fn list_segments(root: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
     let mut out = Vec::new();

@@ -93,6 +93,7 @@ pub async fn metrics(State(app): State<AppState>) -> Response {
     let text = tokio::task::spawn_blocking(move || {
         let mut t = a.metrics.render(&a.store);
         crate::metrics::render_events(&mut t, &a.events);
+        crate::metrics::render_tsdb(&mut t, &a.tsdb);
         t
     })
     .await

@@ -315,6 +315,50 @@ impl Iterator for ChunkIter<'_> {
     }
 }
 
+/// XOR-compresses a run of float bit patterns (the value half of a chunk,
+/// for persisted blocks whose values are not integers).
+pub fn encode_xor(values: &[u64]) -> Vec<u8> {
+    let mut c = Chunk::new();
+    let Some((&first, rest)) = values.split_first() else {
+        return Vec::new();
+    };
+    c.bits.write_bits(first, 64);
+    c.last_v = first;
+    for &v in rest {
+        c.write_xor(v);
+        c.last_v = v;
+    }
+    c.bits.bytes
+}
+
+/// Decodes `n` values written by [`encode_xor`]; `None` when the stream is short.
+pub fn decode_xor(bytes: &[u8], n: usize) -> Option<Vec<u64>> {
+    let mut out = Vec::with_capacity(n.min(bytes.len() * 8 + 1));
+    if n == 0 {
+        return Some(out);
+    }
+    let mut r = BitReader { bytes, pos: 0 };
+    let mut v = r.read_bits(64)?;
+    out.push(v);
+    let (mut leading, mut trailing) = (0u8, 0u8);
+    for _ in 1..n {
+        if r.read_bit()? {
+            if r.read_bit()? {
+                leading = r.read_bits(5)? as u8;
+                let mut sig = r.read_bits(6)? as u8;
+                if sig == 0 {
+                    sig = 64;
+                }
+                trailing = 64u8.checked_sub(leading + sig)?;
+            }
+            let sig = 64 - leading - trailing;
+            v ^= r.read_bits(sig)? << trailing;
+        }
+        out.push(v);
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -398,6 +442,18 @@ mod tests {
             }
             round_trip(&s);
         }
+    }
+
+    #[test]
+    fn value_streams_round_trip() {
+        let v: Vec<u64> = [1.5, 1.5, 2.25, -3.0, f64::NAN, 0.1, 0.1, 1e300]
+            .iter()
+            .map(|x: &f64| x.to_bits())
+            .collect();
+        let b = encode_xor(&v);
+        assert_eq!(decode_xor(&b, v.len()).unwrap(), v);
+        assert!(decode_xor(&b[..b.len() / 2], v.len()).is_none());
+        assert_eq!(decode_xor(&[], 0).unwrap(), Vec::<u64>::new());
     }
 
     #[test]

@@ -47,15 +47,16 @@ pub struct MemSeries {
     /// (name, value) symbols sorted by name.
     pub labels: Box<[(Sym, Sym)]>,
     pub chunks: Vec<Chunk>,
+    /// Newest sample ever accepted (head or blocks): (time, value bits).
+    pub last: Option<(i64, u64)>,
+    /// A `Series` record for this id is in the current WAL (checkpoint or
+    /// segments), so sample records may refer to it.
+    pub logged: bool,
 }
 
 impl MemSeries {
     pub fn last(&self) -> Option<(i64, f64)> {
-        let c = self.chunks.last()?;
-        if c.is_empty() {
-            return None;
-        }
-        c.iter().last()
+        self.last.map(|(t, v)| (t, f64::from_bits(v)))
     }
 
     pub fn max_time(&self) -> Option<i64> {
@@ -84,6 +85,44 @@ impl MemSeries {
             self.chunks.push(Chunk::new());
         }
         self.chunks.last_mut().unwrap().push(t, v);
+        if self.last.is_none_or(|(lt, _)| t >= lt) {
+            self.last = Some((t, v.to_bits()));
+        }
+    }
+
+    /// Every sample in the head, oldest first.
+    pub fn all_samples(&self) -> Vec<(i64, f64)> {
+        let mut out = Vec::with_capacity(self.chunks.iter().map(|c| c.len()).sum());
+        for c in &self.chunks {
+            out.extend(c.iter());
+        }
+        out
+    }
+
+    /// Drops samples before `t` from the head chunks (re-encoding the rest).
+    pub fn truncate_before(&mut self, t: i64) {
+        if self
+            .chunks
+            .iter()
+            .all(|c| c.is_empty() || c.min_time() >= t)
+        {
+            return;
+        }
+        let keep: Vec<(i64, f64)> = self
+            .all_samples()
+            .into_iter()
+            .filter(|s| s.0 >= t)
+            .collect();
+        let last = self.last;
+        self.chunks.clear();
+        for (t, v) in keep {
+            self.push(t, v);
+        }
+        if let Some(c) = self.chunks.last_mut() {
+            c.shrink();
+        }
+        self.chunks.shrink_to_fit();
+        self.last = last;
     }
 
     /// Appends the samples in `[mint, maxt]` to `out`.
@@ -122,9 +161,20 @@ pub struct Head {
     all: Vec<SeriesId>,
     pub next_id: SeriesId,
     pub samples: u64,
+    /// Oldest and newest sample time in the head (i64::MAX / MIN when empty).
+    pub min_t: i64,
+    pub max_t: i64,
 }
 
 impl Head {
+    pub fn new() -> Head {
+        Head {
+            min_t: i64::MAX,
+            max_t: i64::MIN,
+            ..Head::default()
+        }
+    }
+
     /// The id of a series with exactly these labels, if any.
     pub fn lookup(&self, hash: u64, labels: &[(String, String)]) -> Option<SeriesId> {
         let ids = self.by_hash.get(&hash)?;
@@ -138,7 +188,7 @@ impl Head {
     }
 
     /// Adds a series under a given id (ids only grow).
-    pub fn insert(&mut self, id: SeriesId, labels: &[(String, String)]) {
+    pub fn insert(&mut self, id: SeriesId, labels: &[(String, String)], logged: bool) {
         let hash = labels_hash(labels);
         let syms: Box<[(Sym, Sym)]> = labels
             .iter()
@@ -158,6 +208,8 @@ impl Head {
             MemSeries {
                 labels: syms,
                 chunks: Vec::new(),
+                last: None,
+                logged,
             },
         );
         self.next_id = self.next_id.max(id + 1);
@@ -227,6 +279,40 @@ impl Head {
             }
         }
         r
+    }
+
+    /// Forgets series (no samples left anywhere): rebuilds the index without them.
+    pub fn remove_series(&mut self, gone: &std::collections::HashSet<SeriesId>) {
+        if gone.is_empty() {
+            return;
+        }
+        for id in gone {
+            self.series.remove(id);
+        }
+        self.postings.clear();
+        self.values.clear();
+        self.all.clear();
+        self.by_hash.clear();
+        let mut ids: Vec<SeriesId> = self.series.keys().copied().collect();
+        ids.sort_unstable();
+        for id in ids {
+            let s = &self.series[&id];
+            let mut h = foldhash::quality::FixedState::with_seed(0x5117_11e5).build_hasher();
+            for &(n, v) in s.labels.iter() {
+                self.symbols.str(n).hash(&mut h);
+                self.symbols.str(v).hash(&mut h);
+            }
+            let hash = h.finish();
+            for &(n, v) in s.labels.iter() {
+                let p = self.postings.entry((n, v)).or_default();
+                if p.is_empty() {
+                    self.values.entry(n).or_default().push(v);
+                }
+                p.push(id);
+            }
+            self.all.push(id);
+            self.by_hash.entry(hash).or_default().push(id);
+        }
     }
 
     pub fn label_names(&self) -> Vec<String> {

@@ -6,6 +6,7 @@ mod crash;
 mod disk_full;
 mod ingest;
 mod lifecycle;
+mod metrics;
 mod projects;
 mod search;
 mod sentry;
