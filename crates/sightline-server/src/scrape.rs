@@ -237,7 +237,14 @@ impl Scraper {
             metadata: self.metadata.clone(),
             previous: HashSet::new(),
         };
-        tokio::spawn(ctx.run(stop_rx));
+        if t.metrics_path.is_empty() {
+            // Probed only: nothing to scrape.
+            status.lock().health = "unknown";
+            drop(stop_rx);
+            drop(ctx);
+        } else {
+            tokio::spawn(ctx.run(stop_rx));
+        }
         if let Some(p) = &self.probes {
             p.add(&t);
         }
