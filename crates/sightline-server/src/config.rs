@@ -55,6 +55,8 @@ pub struct MetricsConfig {
     pub max_concurrent_scrapes: usize,
     /// Largest `/metrics` body read (bytes); larger scrapes fail.
     pub max_scrape_bytes: usize,
+    /// Most samples one scrape may hold; more fails the scrape (0 = no limit).
+    pub max_samples_per_scrape: usize,
     /// Samples one PromQL query may hold in memory.
     pub max_samples: usize,
     /// How far back an instant selector looks for a sample (`5m`, as Prometheus).
@@ -74,6 +76,7 @@ impl Default for MetricsConfig {
             scrape_timeout: "10s".into(),
             max_concurrent_scrapes: 16,
             max_scrape_bytes: 64 * 1024 * 1024,
+            max_samples_per_scrape: 500_000,
             max_samples: 50_000_000,
             lookback_delta: "5m".into(),
             max_write_bytes: 32 * 1024 * 1024,

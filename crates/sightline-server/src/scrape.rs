@@ -181,6 +181,7 @@ pub struct Scraper {
     client: HttpClient,
     slots: Arc<Semaphore>,
     max_body: usize,
+    sample_limit: usize,
     running: Mutex<BTreeMap<String, Running>>,
     /// family name → metadata (newest scrape wins).
     pub metadata: Arc<RwLock<HashMap<String, Metadata>>>,
@@ -211,6 +212,7 @@ impl Scraper {
             client: http_client(),
             slots: Arc::new(Semaphore::new(cfg.max_concurrent_scrapes.max(1))),
             max_body: cfg.max_scrape_bytes,
+            sample_limit: cfg.max_samples_per_scrape,
             running: Mutex::new(BTreeMap::new()),
             metadata: Arc::new(RwLock::new(HashMap::new())),
             probes,
@@ -233,6 +235,7 @@ impl Scraper {
             client: self.client.clone(),
             slots: self.slots.clone(),
             max_body: self.max_body,
+            sample_limit: self.sample_limit,
             status: status.clone(),
             metadata: self.metadata.clone(),
             previous: HashSet::new(),
@@ -327,6 +330,7 @@ struct ScrapeLoop {
     client: HttpClient,
     slots: Arc<Semaphore>,
     max_body: usize,
+    sample_limit: usize,
     status: Arc<Mutex<ScrapeStatus>>,
     metadata: Arc<RwLock<HashMap<String, Metadata>>>,
     /// Series of the last successful scrape (for staleness markers).
@@ -507,10 +511,13 @@ impl ScrapeLoop {
             .map_err(|e| format!("reading {url}: {e} (limit {} bytes)", self.max_body))?
             .to_bytes();
         let target_labels = self.target.target_labels();
+        let sample_limit = self.sample_limit;
         let format = Format::from_content_type(&ct);
-        tokio::task::spawn_blocking(move || parse_scrape(&body, format, &target_labels, ts))
-            .await
-            .map_err(|e| format!("parser task failed: {e}"))?
+        tokio::task::spawn_blocking(move || {
+            parse_scrape(&body, format, &target_labels, ts, sample_limit)
+        })
+        .await
+        .map_err(|e| format!("parser task failed: {e}"))?
     }
 }
 
@@ -533,6 +540,7 @@ pub fn parse_scrape(
     format: Format,
     target_labels: &[(String, String)],
     ts: i64,
+    sample_limit: usize,
 ) -> Result<Scraped, String> {
     let mut series = Vec::new();
     let mut metadata: HashMap<String, Metadata> = HashMap::new();
@@ -587,6 +595,11 @@ pub fn parse_scrape(
                     // Prometheus drops a repeated series within one scrape.
                     continue;
                 }
+                if sample_limit > 0 && series.len() >= sample_limit {
+                    return Err(format!(
+                        "sample limit exceeded: more than {sample_limit} samples in one scrape ([metrics] max_samples_per_scrape)"
+                    ));
+                }
                 series.push(SeriesSamples {
                     labels,
                     samples: vec![(s.timestamp_ms.unwrap_or(ts), s.value)],
@@ -640,7 +653,7 @@ mod tests {
         .unwrap();
         assert_eq!(t.timeout, Duration::from_secs(10));
         assert_eq!(t.instance(), "127.0.0.1:8000");
-        let s = parse_scrape(body, Format::Text, &t.target_labels(), 1000).unwrap();
+        let s = parse_scrape(body, Format::Text, &t.target_labels(), 1000, 0).unwrap();
         assert_eq!(s.series.len(), 1);
         let l = &s.series[0].labels;
         assert_eq!(l.get("job"), Some("api"));
@@ -648,7 +661,18 @@ mod tests {
         assert_eq!(l.get("env"), Some("prod"));
         assert_eq!(l.get("service"), Some("api"));
         assert_eq!(s.series[0].samples, vec![(1000, 3.0)]);
-        assert!(parse_scrape(b"x{a=\"1} 3\n", Format::Text, &[], 0)
+        let many: String = (0..1000).map(|i| format!("m{{i=\"{i}\"}} 1\n")).collect();
+        assert!(parse_scrape(many.as_bytes(), Format::Text, &[], 0, 999)
+            .unwrap_err()
+            .contains("sample limit"));
+        assert_eq!(
+            parse_scrape(many.as_bytes(), Format::Text, &[], 0, 1000)
+                .unwrap()
+                .series
+                .len(),
+            1000
+        );
+        assert!(parse_scrape(b"x{a=\"1} 3\n", Format::Text, &[], 0, 0)
             .err()
             .unwrap()
             .contains("line 1"));
