@@ -172,7 +172,9 @@ pub struct Metadata {
 struct Running {
     target: Target,
     status: Arc<Mutex<ScrapeStatus>>,
-    stop: Option<oneshot::Sender<()>>,
+    /// `true`: the target was removed (its series get staleness markers);
+    /// `false`: shutting down (Prometheus writes no markers then either).
+    stop: Option<oneshot::Sender<bool>>,
 }
 
 /// Every target being scraped, and what scrapes taught about metric families.
@@ -262,11 +264,15 @@ impl Scraper {
     }
 
     fn remove_url(&self, url: &str) -> bool {
+        self.stop_url(url, true)
+    }
+
+    fn stop_url(&self, url: &str, mark_stale: bool) -> bool {
         let removed = self.running.lock().remove(url);
         match removed {
             Some(mut r) => {
                 if let Some(s) = r.stop.take() {
-                    let _ = s.send(());
+                    let _ = s.send(mark_stale);
                 }
                 if let Some(p) = &self.probes {
                     p.remove(&r.target);
@@ -300,10 +306,11 @@ impl Scraper {
             .collect()
     }
 
+    /// Stops every scrape and probe (shutdown: no staleness markers).
     pub fn stop_all(&self) {
         let urls: Vec<String> = self.running.lock().keys().cloned().collect();
         for u in urls {
-            self.remove_url(&u);
+            self.stop_url(&u, false);
         }
     }
 }
@@ -345,7 +352,7 @@ pub struct Scraped {
 }
 
 impl ScrapeLoop {
-    async fn run(mut self, mut stop: oneshot::Receiver<()>) {
+    async fn run(mut self, mut stop: oneshot::Receiver<bool>) {
         let interval = self.target.interval;
         // Align to the interval grid plus a per-target offset, like Prometheus.
         let now = now_ms();
@@ -355,10 +362,10 @@ impl ScrapeLoop {
         if next < now {
             next += iv;
         }
-        loop {
+        let mark_stale = loop {
             let wait = Duration::from_millis((next - now_ms()).max(0) as u64);
             tokio::select! {
-                _ = &mut stop => break,
+                r = &mut stop => break r.unwrap_or(false),
                 _ = tokio::time::sleep(wait) => {}
             }
             let ts = next;
@@ -369,6 +376,9 @@ impl ScrapeLoop {
             if next <= now {
                 next += ((now - next) / iv + 1) * iv;
             }
+        };
+        if !mark_stale {
+            return;
         }
         // Target removed: its series end now.
         let ts = now_ms();
