@@ -6,8 +6,7 @@
 //! alert on them and uptime and transitions are computed from stored data.
 
 use crate::scrape::{append, http_client, now_ms, HttpClient, Target};
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Limited};
+use http_body_util::{BodyExt, Limited};
 use parking_lot::Mutex;
 use serde_json::{json, Value};
 use sightline_store::tsdb::{stale_nan, LabelMatcher, Labels, SeriesSamples, Tsdb};
@@ -131,7 +130,8 @@ pub struct ProbeStatus {
 struct Running {
     target: Target,
     status: Arc<Mutex<ProbeStatus>>,
-    stop: Option<oneshot::Sender<()>>,
+    /// `true`: removed (its series get staleness markers); `false`: shutdown.
+    stop: Option<oneshot::Sender<bool>>,
 }
 
 /// Probes of every target.
@@ -160,7 +160,7 @@ impl Prober {
         if t.health_path.is_empty() && t.ready_path.is_empty() {
             return;
         }
-        self.remove(t);
+        self.remove(t, false);
         let status = Arc::new(Mutex::new(ProbeStatus {
             state: "unknown",
             ..Default::default()
@@ -183,10 +183,11 @@ impl Prober {
         );
     }
 
-    pub fn remove(&self, t: &Target) {
+    /// Stops probing `t`; `mark_stale` ends its series (removal, not shutdown).
+    pub fn remove(&self, t: &Target, mark_stale: bool) {
         if let Some(mut r) = self.running.lock().remove(&t.base_url) {
             if let Some(s) = r.stop.take() {
-                let _ = s.send(());
+                let _ = s.send(mark_stale);
             }
         }
     }
@@ -203,24 +204,8 @@ impl Prober {
 async fn get(client: &HttpClient, url: &str, timeout: Duration) -> ProbeResult {
     let start = Instant::now();
     let fut = async {
-        let req = hyper::Request::get(url)
-            .header("accept", "application/json")
-            .header(
-                "user-agent",
-                concat!("Sightline/", env!("CARGO_PKG_VERSION")),
-            )
-            .body(Empty::<Bytes>::new())
-            .map_err(|e| e.to_string())?;
-        let resp = client.request(req).await.map_err(|e| {
-            let mut s = e.to_string();
-            let mut cur = std::error::Error::source(&e);
-            while let Some(c) = cur {
-                s.push_str(": ");
-                s.push_str(&c.to_string());
-                cur = c.source();
-            }
-            s
-        })?;
+        let (_, resp) =
+            crate::scrape::get_following(client, url, &[("accept", "application/json")]).await?;
         let code = resp.status().as_u16();
         let body = Limited::new(resp.into_body(), MAX_PROBE_BODY)
             .collect()
@@ -260,15 +245,17 @@ async fn probe_loop(
     tsdb: Arc<Tsdb>,
     client: HttpClient,
     status: Arc<Mutex<ProbeStatus>>,
-    mut stop: oneshot::Receiver<()>,
+    mut stop: oneshot::Receiver<bool>,
 ) {
     let iv = t.interval.as_millis().max(1) as i64;
     let mut next = now_ms();
     let mut last_checks: Vec<String> = vec![];
-    loop {
+    // Every series this probe has written, to end them on removal.
+    let mut written: std::collections::HashSet<Labels> = std::collections::HashSet::new();
+    let mark_stale = loop {
         let wait = Duration::from_millis((next - now_ms()).max(0) as u64);
         tokio::select! {
-            _ = &mut stop => break,
+            r = &mut stop => break r.unwrap_or(false),
             _ = tokio::time::sleep(wait) => {}
         }
         let ts = next;
@@ -363,6 +350,11 @@ async fn probe_loop(
             ));
         }
         last_checks = checks_now;
+        for b in &batch {
+            if !written.contains(&b.labels) {
+                written.insert(b.labels.clone());
+            }
+        }
         if let Err(e) = append(&tsdb, batch).await {
             tracing::warn!(service = %t.service, error = %e, "probe results not stored");
         }
@@ -376,6 +368,19 @@ async fn probe_loop(
         let now = now_ms();
         if next <= now {
             next += ((now - next) / iv + 1) * iv;
+        }
+    };
+    if mark_stale && !written.is_empty() {
+        let ts = now_ms();
+        let batch: Vec<SeriesSamples> = written
+            .into_iter()
+            .map(|labels| SeriesSamples {
+                labels,
+                samples: vec![(ts, stale_nan())],
+            })
+            .collect();
+        if let Err(e) = append(&tsdb, batch).await {
+            tracing::warn!(service = %t.service, error = %e, "probe staleness markers not stored");
         }
     }
 }

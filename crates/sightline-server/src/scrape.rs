@@ -275,7 +275,7 @@ impl Scraper {
                     let _ = s.send(mark_stale);
                 }
                 if let Some(p) = &self.probes {
-                    p.remove(&r.target);
+                    p.remove(&r.target, mark_stale);
                 }
                 true
             }
@@ -486,23 +486,16 @@ impl ScrapeLoop {
 
     async fn fetch(&self, ts: i64) -> Result<Scraped, String> {
         let url = format!("{}{}", self.target.base_url, self.target.metrics_path);
-        let req = hyper::Request::get(&url)
-            .header("accept", ACCEPT)
-            .header(
-                "user-agent",
-                concat!("Sightline/", env!("CARGO_PKG_VERSION")),
-            )
-            .header(
-                "x-prometheus-scrape-timeout-seconds",
-                format!("{}", self.target.timeout.as_secs_f64()),
-            )
-            .body(Empty::<Bytes>::new())
-            .map_err(|e| format!("bad request for {url}: {e}"))?;
-        let resp = self
-            .client
-            .request(req)
-            .await
-            .map_err(|e| format!("GET {url}: {}", error_chain(&e)))?;
+        let timeout_secs = format!("{}", self.target.timeout.as_secs_f64());
+        let (url, resp) = get_following(
+            &self.client,
+            &url,
+            &[
+                ("accept", ACCEPT),
+                ("x-prometheus-scrape-timeout-seconds", &timeout_secs),
+            ],
+        )
+        .await?;
         if !resp.status().is_success() {
             return Err(format!(
                 "GET {url}: server returned HTTP status {}",
@@ -529,6 +522,68 @@ impl ScrapeLoop {
         .await
         .map_err(|e| format!("parser task failed: {e}"))?
     }
+}
+
+/// Most redirects followed (as Prometheus's HTTP client).
+const MAX_REDIRECTS: usize = 10;
+
+/// Where a `Location` header points, relative to `from`.
+fn resolve(from: &hyper::Uri, location: &str) -> Option<String> {
+    let loc: hyper::Uri = location.parse().ok()?;
+    if loc.scheme().is_some() {
+        return Some(location.to_string());
+    }
+    let authority = from.authority()?;
+    let scheme = from.scheme_str().unwrap_or("http");
+    if location.starts_with('/') {
+        return Some(format!("{scheme}://{authority}{location}"));
+    }
+    // A relative path: beside the last segment of the current path.
+    let path = from.path();
+    let dir = &path[..path.rfind('/').map(|i| i + 1).unwrap_or(0)];
+    Some(format!("{scheme}://{authority}{dir}{location}"))
+}
+
+/// GET following redirects (http only). Returns the final URL and response.
+pub async fn get_following(
+    client: &HttpClient,
+    url: &str,
+    headers: &[(&str, &str)],
+) -> Result<(String, hyper::Response<hyper::body::Incoming>), String> {
+    let mut url = url.to_string();
+    for _ in 0..=MAX_REDIRECTS {
+        let mut req = hyper::Request::get(&url).header(
+            "user-agent",
+            concat!("Sightline/", env!("CARGO_PKG_VERSION")),
+        );
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| format!("bad request for {url}: {e}"))?;
+        let uri = req.uri().clone();
+        let resp = client
+            .request(req)
+            .await
+            .map_err(|e| format!("GET {url}: {}", error_chain(&e)))?;
+        if !resp.status().is_redirection() {
+            return Ok((url, resp));
+        }
+        let next = resp
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|l| resolve(&uri, l))
+            .ok_or_else(|| format!("GET {url}: {} without a usable Location", resp.status()))?;
+        if !next.starts_with("http://") {
+            return Err(format!(
+                "GET {url}: redirected to {next}, only http:// is supported"
+            ));
+        }
+        url = next;
+    }
+    Err(format!("GET {url}: more than {MAX_REDIRECTS} redirects"))
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
@@ -686,6 +741,14 @@ mod tests {
             .err()
             .unwrap()
             .contains("line 1"));
+    }
+
+    #[test]
+    fn redirect_locations_resolve() {
+        let from: hyper::Uri = "http://h:1/a/metrics".parse().unwrap();
+        assert_eq!(resolve(&from, "/metrics/").unwrap(), "http://h:1/metrics/");
+        assert_eq!(resolve(&from, "x").unwrap(), "http://h:1/a/x");
+        assert_eq!(resolve(&from, "http://o:2/m").unwrap(), "http://o:2/m");
     }
 
     #[test]
