@@ -145,6 +145,8 @@ pub fn routes(app: AppState) -> Router {
         .route("/api/v1/logs/ingest", post(endpoints::logs_ingest::ingest))
         // OTLP/HTTP logs; the OTel SDK's default path on its default port.
         .route("/v1/logs", post(endpoints::otlp_logs::ingest))
+        // OTLP/HTTP metrics, into the metrics store as Prometheus series.
+        .route("/v1/metrics", post(endpoints::otlp_metrics::ingest))
         // Prometheus remote write 1.0 (snappy + protobuf).
         .route("/api/v1/write", post(endpoints::prom_api::remote_write))
         .route(

@@ -5,6 +5,7 @@ pub mod issues;
 pub mod logs_ingest;
 pub mod logs_query;
 pub mod otlp_logs;
+pub mod otlp_metrics;
 pub mod projects;
 pub mod prom_api;
 pub mod sentry_ingest;

@@ -7,6 +7,7 @@ mod disk_full;
 mod ingest;
 mod lifecycle;
 mod metrics;
+mod metrics_otlp;
 mod projects;
 mod search;
 mod sentry;
