@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! file    = "SLBLK001" frame* index footer
-//! frame   = zstd(series_data*)                 (~1 MiB before compression)
+//! frame   = zstd(series_data*)                 (~128 KiB before compression)
 //! series_data = n:varint ts values
 //! ts      = t0 (zigzag) Δ1 (zigzag) Δ²* (zigzag)     delta-of-delta timestamps
 //! values  = 0 v0 Δ*          integers, delta-encoded (zigzag varints)
@@ -27,7 +27,9 @@ use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 8] = b"SLBLK001";
 const END: &[u8; 8] = b"SLBLKEND";
-const FRAME_BYTES: usize = 1 << 20;
+/// Uncompressed bytes per zstd frame: small enough that reading one series
+/// decompresses little, large enough to compress well.
+const FRAME_BYTES: usize = 128 << 10;
 const ZSTD_LEVEL: i32 = 9;
 
 pub fn put_varint(out: &mut Vec<u8>, mut v: u64) {

@@ -309,6 +309,8 @@ impl Default for TsdbOptions {
 /// A block's location table: series id → where its data is.
 #[derive(Debug)]
 struct LoadedBlock {
+    /// Unique per process: the frame cache's key.
+    uid: u64,
     meta: block::BlockMeta,
     /// (series id, index into meta.entries), by id.
     ids: Vec<(SeriesId, u32)>,
@@ -372,12 +374,67 @@ fn load_block(head: &mut Head, mut meta: block::BlockMeta) -> LoadedBlock {
         ids.push((id, i as u32));
     }
     ids.sort_unstable();
-    LoadedBlock { meta, ids }
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    LoadedBlock {
+        uid: NEXT.fetch_add(1, Relaxed),
+        meta,
+        ids,
+    }
+}
+
+/// Decompressed block frames most recently read, up to a byte budget: a
+/// dashboard's repeated queries over the same series decompress once.
+#[derive(Debug, Default)]
+struct FrameCache {
+    map: HashMap<(u64, u32), Arc<Vec<u8>>>,
+    order: std::collections::VecDeque<(u64, u32)>,
+    bytes: usize,
+}
+
+const FRAME_CACHE_BYTES: usize = 64 << 20;
+
+impl FrameCache {
+    fn get(&mut self, key: (u64, u32)) -> Option<Arc<Vec<u8>>> {
+        let f = self.map.get(&key)?.clone();
+        if let Some(pos) = self.order.iter().position(|k| *k == key) {
+            self.order.remove(pos);
+        }
+        self.order.push_back(key);
+        Some(f)
+    }
+
+    fn put(&mut self, key: (u64, u32), frame: Arc<Vec<u8>>) {
+        if frame.len() > FRAME_CACHE_BYTES / 4 || self.map.contains_key(&key) {
+            return;
+        }
+        self.bytes += frame.len();
+        self.map.insert(key, frame);
+        self.order.push_back(key);
+        while self.bytes > FRAME_CACHE_BYTES {
+            let Some(old) = self.order.pop_front() else {
+                break;
+            };
+            if let Some(f) = self.map.remove(&old) {
+                self.bytes -= f.len();
+            }
+        }
+    }
+
+    fn forget_block(&mut self, uid: u64) {
+        let gone: Vec<(u64, u32)> = self.map.keys().filter(|k| k.0 == uid).copied().collect();
+        for k in gone {
+            if let Some(f) = self.map.remove(&k) {
+                self.bytes -= f.len();
+            }
+        }
+        self.order.retain(|k| k.0 != uid);
+    }
 }
 
 pub struct Tsdb {
     head: Arc<RwLock<Head>>,
     blocks: Blocks,
+    frames: Arc<Mutex<FrameCache>>,
     tx: Sender<Op>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     pub stats: Arc<TsdbStats>,
@@ -473,6 +530,7 @@ impl Tsdb {
         let seg = wal::SegmentWriter::create(&root, next)?;
         let head = Arc::new(RwLock::new(head));
         let blocks: Blocks = Arc::new(RwLock::new(blocks));
+        let frames: Arc<Mutex<FrameCache>> = Arc::default();
         let (tx, rx) = bounded(256);
         let writer = {
             let w = Writer {
@@ -480,6 +538,7 @@ impl Tsdb {
                 seg,
                 head: head.clone(),
                 blocks: blocks.clone(),
+                frames: frames.clone(),
                 opts,
                 stats: stats.clone(),
                 block_seq: 0,
@@ -492,6 +551,7 @@ impl Tsdb {
         Ok(Tsdb {
             head,
             blocks,
+            frames,
             tx,
             writer: Mutex::new(Some(writer)),
             stats,
@@ -568,25 +628,38 @@ impl Tsdb {
                 continue;
             }
             wanted.sort_by_key(|w| (w.0, w.1.offset));
-            let mut file = match std::fs::File::open(&b.meta.path) {
-                Ok(f) => f,
-                Err(e) => {
-                    tracing::error!(block = %b.meta.path.display(), error = %e, "metrics block unreadable");
-                    continue;
-                }
-            };
+            let mut file: Option<std::fs::File> = None;
             let mut frame_no = u32::MAX;
-            let mut frame = Vec::new();
+            let mut frame: Arc<Vec<u8>> = Arc::default();
             for (f, e, id) in wanted {
                 if f != frame_no {
-                    match block::read_frame(&b.meta, &mut file, f as usize) {
-                        Ok(x) => frame = x,
-                        Err(err) => {
-                            tracing::error!(block = %b.meta.path.display(), error = %err, "metrics block frame unreadable");
-                            frame.clear();
-                        }
-                    }
                     frame_no = f;
+                    let cached = self.frames.lock().get((b.uid, f));
+                    frame = match cached {
+                        Some(x) => x,
+                        None => {
+                            if file.is_none() {
+                                file = std::fs::File::open(&b.meta.path)
+                                    .inspect_err(|e| tracing::error!(block = %b.meta.path.display(), error = %e, "metrics block unreadable"))
+                                    .ok();
+                            }
+                            let read = match file.as_mut() {
+                                Some(fh) => block::read_frame(&b.meta, fh, f as usize),
+                                None => Err(std::io::Error::other("block file unreadable")),
+                            };
+                            match read {
+                                Ok(x) => {
+                                    let x = Arc::new(x);
+                                    self.frames.lock().put((b.uid, f), x.clone());
+                                    x
+                                }
+                                Err(err) => {
+                                    tracing::error!(block = %b.meta.path.display(), error = %err, "metrics block frame unreadable");
+                                    Arc::default()
+                                }
+                            }
+                        }
+                    };
                 }
                 let range = e.offset as usize..(e.offset as usize + e.len as usize);
                 let Some(samples) = frame.get(range).and_then(block::decode_series) else {
@@ -816,6 +889,7 @@ struct Writer {
     seg: wal::SegmentWriter,
     head: Arc<RwLock<Head>>,
     blocks: Blocks,
+    frames: Arc<Mutex<FrameCache>>,
     opts: TsdbOptions,
     stats: Arc<TsdbStats>,
     block_seq: u64,
@@ -1149,6 +1223,7 @@ impl Writer {
             return;
         }
         for b in &expired {
+            self.frames.lock().forget_block(b.uid);
             if let Err(e) = std::fs::remove_file(&b.meta.path) {
                 tracing::warn!(block = %b.meta.path.display(), error = %e, "cannot delete an expired metrics block");
             }
