@@ -53,20 +53,20 @@ pub fn get_varint(b: &mut &[u8]) -> Option<u64> {
     None
 }
 
-fn zz(v: i64) -> u64 {
+pub fn zz(v: i64) -> u64 {
     ((v << 1) ^ (v >> 63)) as u64
 }
 
-fn unzz(v: u64) -> i64 {
+pub fn unzz(v: u64) -> i64 {
     ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
 
-fn put_str(out: &mut Vec<u8>, s: &str) {
+pub fn put_str(out: &mut Vec<u8>, s: &str) {
     put_varint(out, s.len() as u64);
     out.extend_from_slice(s.as_bytes());
 }
 
-fn get_str(b: &mut &[u8]) -> Option<String> {
+pub fn get_str(b: &mut &[u8]) -> Option<String> {
     let n = get_varint(b)? as usize;
     if n > b.len() {
         return None;

@@ -21,6 +21,7 @@ pub mod chunk;
 pub mod head;
 
 use crate::{files, wal, FsyncPolicy, StoreError};
+use block::{get_str, get_varint, put_str, put_varint, unzz as unzigzag, zz as zigzag};
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use head::{labels_hash, Head, SeriesId};
 use parking_lot::{Mutex, RwLock};
@@ -166,50 +167,6 @@ enum Op {
 
 const REC_SERIES: u8 = 1;
 const REC_SAMPLES: u8 = 2;
-
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn get_varint(b: &mut &[u8]) -> Option<u64> {
-    let mut v = 0u64;
-    for shift in (0..64).step_by(7) {
-        let (&byte, rest) = b.split_first()?;
-        *b = rest;
-        v |= ((byte & 0x7f) as u64) << shift;
-        if byte < 0x80 {
-            return Some(v);
-        }
-    }
-    None
-}
-
-fn zigzag(v: i64) -> u64 {
-    ((v << 1) ^ (v >> 63)) as u64
-}
-
-fn unzigzag(v: u64) -> i64 {
-    ((v >> 1) as i64) ^ -((v & 1) as i64)
-}
-
-fn put_str(out: &mut Vec<u8>, s: &str) {
-    put_varint(out, s.len() as u64);
-    out.extend_from_slice(s.as_bytes());
-}
-
-fn get_str(b: &mut &[u8]) -> Option<String> {
-    let n = get_varint(b)? as usize;
-    if n > b.len() {
-        return None;
-    }
-    let (s, rest) = b.split_at(n);
-    *b = rest;
-    String::from_utf8(s.to_vec()).ok()
-}
 
 /// One WAL frame: new series first, then samples as (id, t, v).
 fn encode_frame(series: &[(SeriesId, &Labels)], samples: &[(SeriesId, i64, f64)]) -> Vec<u8> {
