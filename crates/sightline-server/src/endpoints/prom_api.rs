@@ -9,7 +9,7 @@ use crate::error::ApiError;
 use crate::scrape::{now_ms, Target};
 use crate::AppState;
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -101,8 +101,30 @@ fn success(data: Value) -> Response {
     Json(json!({"status": "success", "data": data})).into_response()
 }
 
-/// Parameters from the URL query and, for POST, the form body.
-struct Params(Vec<(String, String)>);
+fn respond(r: Result<Value, PromError>) -> Response {
+    match r {
+        Ok(data) => success(data),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Parameters from the URL query and, for POST, the form body (an
+/// extractor: it reads the body, so it comes last in a handler's arguments).
+pub struct Params(Vec<(String, String)>);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for Params {
+    type Rejection = PromError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, PromError> {
+        let method = req.method().clone();
+        let query = req.uri().query().map(str::to_string);
+        let headers = req.headers().clone();
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| PromError::bad_data(format!("cannot read the request body: {e}")))?;
+        Params::parse(&method, query, &headers, &body)
+    }
+}
 
 impl Params {
     fn parse(
@@ -274,15 +296,8 @@ async fn run_query<T: Send + 'static>(
         })?
 }
 
-pub async fn query(
-    State(app): State<AppState>,
-    method: Method,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+pub async fn query(State(app): State<AppState>, p: Params) -> Response {
     let r = async {
-        let p = Params::parse(&method, q, &headers, &body)?;
         let query = p
             .get("query")
             .filter(|s| !s.is_empty())
@@ -298,21 +313,11 @@ pub async fn query(
         .await
     }
     .await;
-    match r {
-        Ok(data) => success(data),
-        Err(e) => e.into_response(),
-    }
+    respond(r)
 }
 
-pub async fn query_range(
-    State(app): State<AppState>,
-    method: Method,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+pub async fn query_range(State(app): State<AppState>, p: Params) -> Response {
     let r = async {
-        let p = Params::parse(&method, q, &headers, &body)?;
         let query = p
             .get("query")
             .filter(|s| !s.is_empty())
@@ -345,10 +350,7 @@ pub async fn query_range(
         .await
     }
     .await;
-    match r {
-        Ok(data) => success(data),
-        Err(e) => e.into_response(),
-    }
+    respond(r)
 }
 
 fn labels_json(l: &Labels) -> Value {
@@ -359,15 +361,8 @@ fn labels_json(l: &Labels) -> Value {
     )
 }
 
-pub async fn series(
-    State(app): State<AppState>,
-    method: Method,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+pub async fn series(State(app): State<AppState>, p: Params) -> Response {
     let r = async {
-        let p = Params::parse(&method, q, &headers, &body)?;
         let sets = match_sets(&p)?;
         if sets.is_empty() {
             return Err(PromError::bad_data("no match[] parameter provided"));
@@ -386,21 +381,11 @@ pub async fn series(
         .await
     }
     .await;
-    match r {
-        Ok(data) => success(data),
-        Err(e) => e.into_response(),
-    }
+    respond(r)
 }
 
-pub async fn labels(
-    State(app): State<AppState>,
-    method: Method,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+pub async fn labels(State(app): State<AppState>, p: Params) -> Response {
     let r = async {
-        let p = Params::parse(&method, q, &headers, &body)?;
         let sets = match_sets(&p)?;
         let start = time_param(&p, "start", i64::MIN)?;
         let end = time_param(&p, "end", i64::MAX)?;
@@ -410,25 +395,18 @@ pub async fn labels(
         .await
     }
     .await;
-    match r {
-        Ok(data) => success(data),
-        Err(e) => e.into_response(),
-    }
+    respond(r)
 }
 
 pub async fn label_values(
     State(app): State<AppState>,
     Path(name): Path<String>,
-    method: Method,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
+    p: Params,
 ) -> Response {
     let r = async {
         if !crate::scrape::valid_label_name(&name) {
             return Err(PromError::bad_data(format!("invalid label name: {name:?}")));
         }
-        let p = Params::parse(&method, q, &headers, &body)?;
         let sets = match_sets(&p)?;
         let start = time_param(&p, "start", i64::MIN)?;
         let end = time_param(&p, "end", i64::MAX)?;
@@ -438,17 +416,10 @@ pub async fn label_values(
         .await
     }
     .await;
-    match r {
-        Ok(data) => success(data),
-        Err(e) => e.into_response(),
-    }
+    respond(r)
 }
 
-pub async fn metadata(State(app): State<AppState>, RawQuery(q): RawQuery) -> Response {
-    let p = match Params::parse(&Method::GET, q, &HeaderMap::new(), &Bytes::new()) {
-        Ok(p) => p,
-        Err(e) => return e.into_response(),
-    };
+pub async fn metadata(State(app): State<AppState>, p: Params) -> Response {
     let metric = p.get("metric").filter(|s| !s.is_empty());
     let limit: usize = p
         .get("limit")
