@@ -21,6 +21,35 @@ use sightline_pipeline::LogRecord;
 use std::sync::atomic::Ordering::Relaxed;
 use tokio::sync::SemaphorePermit;
 
+/// `?key=` of the OTLP endpoints (the ingest key, for senders that cannot
+/// set a header).
+#[derive(Debug, serde::Deserialize)]
+pub struct OtlpParams {
+    pub key: Option<String>,
+}
+
+/// OTLP/HTTP's two encodings, from the Content-Type (415 otherwise).
+pub fn otlp_encoding(headers: &HeaderMap) -> Result<sightline_protocol::OtlpEncoding, ApiError> {
+    use sightline_protocol::OtlpEncoding;
+    let ct = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let ct = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match ct.as_str() {
+        "application/x-protobuf" | "application/protobuf" => Ok(OtlpEncoding::Protobuf),
+        "application/json" => Ok(OtlpEncoding::Json),
+        other => Err(ApiError::UnsupportedMedia(format!(
+            "Content-Type {other:?} is not OTLP (send application/x-protobuf or application/json)"
+        ))),
+    }
+}
+
 /// One rejected line of a batch.
 #[derive(Debug, Serialize)]
 pub struct LineError {

@@ -24,7 +24,6 @@ use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 use sightline_protocol::otlp_metrics::{self, Limits};
 use sightline_protocol::OtlpEncoding;
 use sightline_store::tsdb::{AppendOutcome, Labels, SeriesSamples};
@@ -34,30 +33,8 @@ const ENDPOINT: &str = "otlp_metrics";
 /// Reasons listed in `errorMessage` (all are counted).
 const MAX_REASONS: usize = 10;
 
-#[derive(Debug, Deserialize)]
-pub struct Params {
-    key: Option<String>,
-}
-
-fn encoding_of(headers: &HeaderMap) -> Result<OtlpEncoding, ApiError> {
-    let ct = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let ct = ct
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    match ct.as_str() {
-        "application/x-protobuf" | "application/protobuf" => Ok(OtlpEncoding::Protobuf),
-        "application/json" => Ok(OtlpEncoding::Json),
-        other => Err(ApiError::UnsupportedMedia(format!(
-            "Content-Type {other:?} is not OTLP (send application/x-protobuf or application/json)"
-        ))),
-    }
-}
+use super::otlp_encoding as encoding_of;
+pub use super::OtlpParams as Params;
 
 pub async fn ingest(
     State(app): State<AppState>,
