@@ -192,6 +192,29 @@ fn step_index(g: &Grid, ts: i64) -> usize {
     ((ts - g.start) / g.step) as usize
 }
 
+/// `absent`/`absent_over_time`: a series of 1 at every step where `present`
+/// has no point, labelled from the argument's equality matchers.
+fn absent_series(present: &[SSeries], g: &Grid, arg: &Expr) -> Vec<SSeries> {
+    let n = g.len();
+    let mut seen = vec![false; n];
+    for s in present {
+        for &(ts, _) in &s.points {
+            seen[step_index(g, ts)] = true;
+        }
+    }
+    let points: Vec<(i64, f64)> = (0..n)
+        .filter(|&i| !seen[i])
+        .map(|i| (g.ts(i), 1.0))
+        .collect();
+    if points.is_empty() {
+        return vec![];
+    }
+    vec![SSeries {
+        labels: Arc::new(absent_labels(arg)),
+        points,
+    }]
+}
+
 pub(crate) fn eval_call(ev: &mut Evaluator<'_>, c: &Call, g: Grid) -> Result<Val, QueryError> {
     let name = c.func.name;
     let args: Vec<&Expr> = c.args.args.iter().map(|b| b.as_ref()).collect();
@@ -231,24 +254,7 @@ pub(crate) fn eval_call(ev: &mut Evaluator<'_>, c: &Call, g: Grid) -> Result<Val
         }
         "absent" => {
             let v = ev.eval(args[0], g)?.into_vector()?;
-            let mut present = vec![false; n];
-            for s in &v {
-                for &(ts, _) in &s.points {
-                    present[step_index(&g, ts)] = true;
-                }
-            }
-            let points: Vec<(i64, f64)> = (0..n)
-                .filter(|&i| !present[i])
-                .map(|i| (g.ts(i), 1.0))
-                .collect();
-            let mut out = Vec::new();
-            if !points.is_empty() {
-                out.push(SSeries {
-                    labels: Arc::new(absent_labels(args[0])),
-                    points,
-                });
-            }
-            Ok(Val::Vector(out))
+            Ok(Val::Vector(absent_series(&v, &g, args[0])))
         }
         "timestamp" => {
             let v = match unwrap_parens(args[0]) {
@@ -686,24 +692,7 @@ fn eval_range_function(
         }
     }
     if name == "absent_over_time" {
-        let mut present = vec![false; n];
-        for s in &out {
-            for &(ts, _) in &s.points {
-                present[step_index(&g, ts)] = true;
-            }
-        }
-        let points: Vec<(i64, f64)> = (0..n)
-            .filter(|&i| !present[i])
-            .map(|i| (g.ts(i), 1.0))
-            .collect();
-        let mut res = Vec::new();
-        if !points.is_empty() {
-            res.push(SSeries {
-                labels: Arc::new(absent_labels(args[0])),
-                points,
-            });
-        }
-        return Ok(Val::Vector(res));
+        return Ok(Val::Vector(absent_series(&out, &g, args[0])));
     }
     check_unique_labels(&out)?;
     Ok(Val::Vector(out))
