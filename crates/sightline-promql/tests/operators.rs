@@ -4,33 +4,6 @@
 mod common;
 use common::*;
 
-fn http() -> MemStorage {
-    let mut st = MemStorage::new();
-    st.load(
-        5 * M,
-        r#"http_requests{job="api", instance="0", group="production"}"#,
-        "0+10x10",
-    );
-    st.load(
-        5 * M,
-        r#"http_requests{job="api", instance="1", group="production"}"#,
-        "0+20x10",
-    );
-    st.load(
-        5 * M,
-        r#"http_requests{job="api", instance="0", group="canary"}"#,
-        "0+30x10",
-    );
-    st.load(
-        5 * M,
-        r#"http_requests{job="api", instance="1", group="canary"}"#,
-        "0+40x10",
-    );
-    st
-}
-
-const T: i64 = 50 * M;
-
 #[test]
 fn scalar_arithmetic_and_precedence() {
     let st = MemStorage::new();

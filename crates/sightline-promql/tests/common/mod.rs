@@ -273,3 +273,33 @@ pub fn assert_points(got: &[(i64, f64)], exp: &[(i64, f64)], what: &str) {
         assert!(close(g.1, e.1), "{what}: got {got:?} want {exp:?}");
     }
 }
+
+/// Four `http_requests` counters (job api, instances 0/1, groups production/canary)
+/// at 5m steps: the fixture of the aggregation and operator tests.
+pub fn http() -> MemStorage {
+    let mut st = MemStorage::new();
+    st.load(
+        5 * M,
+        r#"http_requests{job="api", instance="0", group="production"}"#,
+        "0+10x10",
+    );
+    st.load(
+        5 * M,
+        r#"http_requests{job="api", instance="1", group="production"}"#,
+        "0+20x10",
+    );
+    st.load(
+        5 * M,
+        r#"http_requests{job="api", instance="0", group="canary"}"#,
+        "0+30x10",
+    );
+    st.load(
+        5 * M,
+        r#"http_requests{job="api", instance="1", group="canary"}"#,
+        "0+40x10",
+    );
+    st
+}
+
+/// The time those tests evaluate at.
+pub const T: i64 = 50 * M;
