@@ -348,6 +348,9 @@ struct ScrapeLoop {
 #[derive(Debug)]
 pub struct Scraped {
     pub series: Vec<SeriesSamples>,
+    /// The label sets of `series` (built while dropping repeats; the next
+    /// scrape's staleness check compares against it).
+    pub labels: HashSet<Labels>,
     pub metadata: Vec<(String, Metadata)>,
 }
 
@@ -408,7 +411,7 @@ impl ScrapeLoop {
         let (ok, scraped, added) = match result {
             Ok(s) => {
                 let n = s.series.len();
-                let current: HashSet<Labels> = s.series.iter().map(|s| s.labels.clone()).collect();
+                let current = s.labels;
                 let added = current.difference(&self.previous).count();
                 for gone in self.previous.difference(&current) {
                     batch.push(SeriesSamples {
@@ -674,6 +677,7 @@ pub fn parse_scrape(
     }
     Ok(Scraped {
         series,
+        labels: seen,
         metadata: metadata.into_iter().collect(),
     })
 }
