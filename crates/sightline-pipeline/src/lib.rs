@@ -6,8 +6,10 @@ pub mod normalize;
 pub mod record;
 pub mod scrub;
 pub mod sentry;
+pub mod span;
 pub mod timefmt;
 
 pub use normalize::{normalize_line, normalize_otlp, LineError, Normalizer};
 pub use record::{Level, LogRecord};
 pub use scrub::{ScrubConfig, Scrubber};
+pub use span::Span;

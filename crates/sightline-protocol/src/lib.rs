@@ -1,5 +1,5 @@
 //! Wire formats Sightline accepts, decoded without I/O: NDJSON line framing,
-//! OTLP/HTTP logs and metrics (protobuf and JSON; metrics converted to
+//! OTLP/HTTP logs, traces and metrics (protobuf and JSON; metrics converted to
 //! Prometheus series), Sentry envelopes and the Prometheus / OpenMetrics text
 //! exposition formats. Everything here is pure and fuzzable; the server
 //! decides what to do with the decoded values.
@@ -9,6 +9,7 @@ pub mod exposition;
 pub mod ndjson;
 pub mod otlp;
 pub mod otlp_metrics;
+pub mod otlp_traces;
 pub mod remote_write;
 
 pub use ndjson::{lines, Line};

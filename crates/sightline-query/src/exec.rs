@@ -182,7 +182,7 @@ pub const BLOOM_CACHE_BYTES: usize = 64 << 20;
 
 impl MetaCache {
     /// A row group's bloom filter for a column, from memory when seen before.
-    fn bloom(
+    pub(crate) fn bloom(
         &self,
         builder: &ParquetRecordBatchReaderBuilder<File>,
         p: &sightline_store::manifest::PartMeta,
@@ -325,7 +325,22 @@ impl MetaCache {
         snap: &Snapshot,
         p: &sightline_store::manifest::PartMeta,
     ) -> Result<(ArrowReaderMetadata, File), QueryError> {
-        let path = snap.data_dir.join(&p.path);
+        self.footer(&snap.data_dir, p, read_schema(), part::check)
+    }
+
+    /// A part's footer read with `schema`, checked by `check`, from memory
+    /// when seen before. One cache serves one store (part ids are per store).
+    pub(crate) fn footer(
+        &self,
+        data_dir: &std::path::Path,
+        p: &sightline_store::manifest::PartMeta,
+        schema: arrow::datatypes::SchemaRef,
+        check: fn(
+            &parquet::file::metadata::ParquetMetaData,
+            &std::path::Path,
+        ) -> Result<(), sightline_store::StoreError>,
+    ) -> Result<(ArrowReaderMetadata, File), QueryError> {
+        let path = data_dir.join(&p.path);
         let key = (p.id, p.bytes, p.path.clone());
         if let Some(m) = self.map.lock().get(&key) {
             return Ok((m.clone(), File::open(&path)?));
@@ -335,11 +350,11 @@ impl MetaCache {
         let meta = ArrowReaderMetadata::load(
             &File::open(&path)?,
             ArrowReaderOptions::new()
-                .with_schema(read_schema())
+                .with_schema(schema)
                 .with_offset_index_policy(parquet::file::metadata::PageIndexPolicy::Optional),
         )
         .map_err(|e| sightline_store::StoreError::Corrupt(format!("{}: {e}", path.display())))?;
-        part::check(meta.metadata(), &path)?;
+        check(meta.metadata(), &path)?;
         let mut map = self.map.lock();
         if map.len() >= META_CACHE_ENTRIES {
             map.clear();

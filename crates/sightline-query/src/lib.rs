@@ -1,13 +1,15 @@
 //! Log search: the query language (`lang`), its evaluation over Arrow batches
 //! and records (`eval`), the executor over a store snapshot (`exec`), what
 //! scans feed (`sinks`), and the request and flow views (`views`). `Engine`
-//! is the entry point the server and benchmarks use.
+//! is the entry point the server and benchmarks use. Span reads (trace
+//! lookups, trace search, span trees) are in `traces`.
 
 pub mod eval;
 pub mod exec;
 pub mod lang;
 pub mod sinks;
 pub mod time;
+pub mod traces;
 pub mod views;
 
 use exec::{scan, with_retry, Budget, MetaCache, Plan, ScanStats};

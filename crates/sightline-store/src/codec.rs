@@ -1,4 +1,5 @@
-//! Binary encoding of log-record batches inside WAL frames: little-endian fixed
+//! Binary encoding of log-record batches inside WAL frames (the span store's
+//! codec in `spans.rs` uses the same primitives): little-endian fixed
 //! ints, varint-length strings, optional strings as `len+1` (0 = absent).
 //! Decoding validates every length against the remaining bytes.
 
@@ -6,8 +7,9 @@ use sightline_pipeline::{Level, LogRecord};
 
 /// Frame payload kind byte: one per signal, so later signals share the WAL.
 pub const KIND_LOGS: u8 = 1;
+pub const KIND_SPANS: u8 = 2;
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
         v >>= 7;
@@ -15,12 +17,12 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
-fn put_str(out: &mut Vec<u8>, s: &str) {
+pub(crate) fn put_str(out: &mut Vec<u8>, s: &str) {
     put_varint(out, s.len() as u64);
     out.extend_from_slice(s.as_bytes());
 }
 
-fn put_opt(out: &mut Vec<u8>, s: &Option<String>) {
+pub(crate) fn put_opt(out: &mut Vec<u8>, s: &Option<String>) {
     match s {
         None => put_varint(out, 0),
         Some(s) => {
@@ -62,15 +64,15 @@ pub fn encode_logs(records: &[LogRecord]) -> Vec<u8> {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("corrupt log batch: {0}")]
-pub struct DecodeError(&'static str);
+#[error("corrupt batch: {0}")]
+pub struct DecodeError(pub(crate) &'static str);
 
-struct Reader<'a> {
-    b: &'a [u8],
+pub(crate) struct Reader<'a> {
+    pub(crate) b: &'a [u8],
 }
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         if n > self.b.len() {
             return Err(DecodeError("length past end"));
         }
@@ -78,7 +80,7 @@ impl<'a> Reader<'a> {
         self.b = t;
         Ok(h)
     }
-    fn varint(&mut self) -> Result<u64, DecodeError> {
+    pub(crate) fn varint(&mut self) -> Result<u64, DecodeError> {
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
             let b = *self.take(1)?.first().unwrap();
@@ -89,18 +91,18 @@ impl<'a> Reader<'a> {
         }
         Err(DecodeError("varint too long"))
     }
-    fn i64(&mut self) -> Result<i64, DecodeError> {
+    pub(crate) fn i64(&mut self) -> Result<i64, DecodeError> {
         Ok(i64::from_le_bytes(self.take(8)?.try_into().unwrap()))
     }
     fn string(&mut self, len: u64) -> Result<String, DecodeError> {
         let bytes = self.take(usize::try_from(len).map_err(|_| DecodeError("length overflow"))?)?;
         String::from_utf8(bytes.to_vec()).map_err(|_| DecodeError("invalid utf-8"))
     }
-    fn str(&mut self) -> Result<String, DecodeError> {
+    pub(crate) fn str(&mut self) -> Result<String, DecodeError> {
         let n = self.varint()?;
         self.string(n)
     }
-    fn opt(&mut self) -> Result<Option<String>, DecodeError> {
+    pub(crate) fn opt(&mut self) -> Result<Option<String>, DecodeError> {
         match self.varint()? {
             0 => Ok(None),
             n => self.string(n - 1).map(Some),

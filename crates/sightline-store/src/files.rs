@@ -13,6 +13,9 @@
 //!   tmp/                      parts being written; emptied on open
 //!   events/wal/*.wal          write-ahead log of Sentry items (same format)
 //!   events/events.sqlite      issues, events, transactions, check-ins, sessions
+//!   metrics/                  the metrics store: wal/, blocks/
+//!   traces/                   the span store, laid out like DATA itself:
+//!     VERSION, LOCK, manifest.sqlite, wal/, tmp/, parts/spans/<day>/<id>.parquet
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -33,6 +36,9 @@ pub const LOG_PARTS: &str = "logs";
 pub const EVENTS_DIR: &str = "events";
 pub const EVENTS_DB: &str = "events.sqlite";
 pub const METRICS_DIR: &str = "metrics";
+pub const TRACES_DIR: &str = "traces";
+/// Sub-directory of `traces/parts/` for span parts.
+pub const SPAN_PARTS: &str = "spans";
 
 /// Root of the event store (it has its own `wal/` inside).
 pub fn events_dir(root: &Path) -> PathBuf {
@@ -60,12 +66,23 @@ pub fn parse_wal_segment(name: &str) -> Option<u64> {
 }
 
 pub fn log_parts_dir(root: &Path) -> PathBuf {
-    root.join(PARTS_DIR).join(LOG_PARTS)
+    parts_dir(root, LOG_PARTS)
 }
 
-/// Path of a log part, relative to the data dir (as stored in the manifest).
-pub fn log_part_rel(day: &str, name: &str) -> String {
-    format!("{PARTS_DIR}/{LOG_PARTS}/{day}/{name}.parquet")
+/// `parts/<kind>/` of a store rooted at `root`.
+pub fn parts_dir(root: &Path, kind: &str) -> PathBuf {
+    root.join(PARTS_DIR).join(kind)
+}
+
+/// Path of a part, relative to its store's root (as stored in the manifest).
+pub fn part_rel(kind: &str, day: &str, name: &str) -> String {
+    format!("{PARTS_DIR}/{kind}/{day}/{name}.parquet")
+}
+
+/// Root of the span store (its own `VERSION`, `wal/`, `manifest.sqlite` and
+/// `parts/spans/` inside).
+pub fn traces_dir(root: &Path) -> PathBuf {
+    root.join(TRACES_DIR)
 }
 
 pub fn tmp_dir(root: &Path) -> PathBuf {

@@ -22,6 +22,7 @@ pub mod inspect;
 pub mod manifest;
 pub mod part;
 pub mod projects;
+pub mod spans;
 pub mod stats;
 pub mod tsdb;
 pub mod wal;
@@ -31,6 +32,7 @@ use manifest::{Manifest, PartMeta};
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 use sightline_pipeline::timefmt::now_ns;
+use arrow::array::RecordBatch;
 use sightline_pipeline::LogRecord;
 pub use stats::StoreStats;
 use std::collections::BTreeMap;
@@ -109,6 +111,93 @@ pub enum FsyncPolicy {
     Batch,
 }
 
+/// What one store holds: its rows, their WAL encoding and their Parquet
+/// parts. The WAL, the head, flushing, compaction and retention are the same
+/// machine for every kind ([`Logs`], [`spans::Spans`]).
+pub trait Kind: Send + Sync + 'static {
+    type Row: Clone + Send + Sync + std::fmt::Debug + 'static;
+    /// Parts live in `parts/<NAME>/<day>/`.
+    const NAME: &'static str;
+    fn approx_bytes(row: &Self::Row) -> usize;
+    /// Files a row under a UTC day and bounds its part's time range.
+    fn timestamp_ns(row: &Self::Row) -> i64;
+    /// One WAL frame payload (uncompressed).
+    fn encode(rows: &[Self::Row]) -> Vec<u8>;
+    fn decode(payload: &[u8]) -> Result<Vec<Self::Row>, String>;
+    /// Puts a part's rows in its order.
+    fn sort(rows: &mut [&Self::Row]);
+    fn to_batch(rows: &[&Self::Row]) -> RecordBatch;
+    /// Writes sorted batches as one part and fsyncs it.
+    fn write_part(
+        path: &Path,
+        batches: &mut dyn Iterator<Item = Result<RecordBatch, StoreError>>,
+        rows_hint: usize,
+        zstd_level: i32,
+    ) -> Result<part::Written, StoreError>;
+    /// Opens a part and checks its format and version.
+    fn check_part(path: &Path) -> Result<(), StoreError>;
+    /// A whole part (compaction, tools).
+    fn read_part(path: &Path) -> Result<Vec<RecordBatch>, StoreError>;
+    fn batch_rows(batch: &RecordBatch, out: &mut Vec<Self::Row>);
+    /// Merges batches each in part order into chunks of at most `chunk_rows`.
+    fn merge_sorted<'a>(
+        batches: &'a [RecordBatch],
+        chunk_rows: usize,
+    ) -> Box<dyn Iterator<Item = Result<RecordBatch, StoreError>> + 'a>;
+}
+
+/// Log records: parts sorted by service then time.
+#[derive(Debug)]
+pub struct Logs;
+
+impl Kind for Logs {
+    type Row = LogRecord;
+    const NAME: &'static str = files::LOG_PARTS;
+    fn approx_bytes(row: &LogRecord) -> usize {
+        row.approx_bytes()
+    }
+    fn timestamp_ns(row: &LogRecord) -> i64 {
+        row.timestamp_ns
+    }
+    fn encode(rows: &[LogRecord]) -> Vec<u8> {
+        codec::encode_logs(rows)
+    }
+    fn decode(payload: &[u8]) -> Result<Vec<LogRecord>, String> {
+        codec::decode_logs(payload).map_err(|e| e.to_string())
+    }
+    fn sort(rows: &mut [&LogRecord]) {
+        rows.sort_unstable_by(|a, b| {
+            (a.service.as_str(), a.timestamp_ns).cmp(&(b.service.as_str(), b.timestamp_ns))
+        });
+    }
+    fn to_batch(rows: &[&LogRecord]) -> RecordBatch {
+        part::to_batch(rows)
+    }
+    fn write_part(
+        path: &Path,
+        batches: &mut dyn Iterator<Item = Result<RecordBatch, StoreError>>,
+        rows_hint: usize,
+        zstd_level: i32,
+    ) -> Result<part::Written, StoreError> {
+        part::write_part(path, batches, rows_hint, zstd_level)
+    }
+    fn check_part(path: &Path) -> Result<(), StoreError> {
+        part::open(path).map(|_| ())
+    }
+    fn read_part(path: &Path) -> Result<Vec<RecordBatch>, StoreError> {
+        part::read_all(path)
+    }
+    fn batch_rows(batch: &RecordBatch, out: &mut Vec<LogRecord>) {
+        part::batch_to_records(batch, out)
+    }
+    fn merge_sorted<'a>(
+        batches: &'a [RecordBatch],
+        chunk_rows: usize,
+    ) -> Box<dyn Iterator<Item = Result<RecordBatch, StoreError>> + 'a> {
+        Box::new(part::merge_sorted(batches, chunk_rows))
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
     pub data_dir: PathBuf,
@@ -145,11 +234,11 @@ impl StoreConfig {
 /// Called once with the outcome of an append.
 pub type Done = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 
-enum WalOp {
+enum WalOp<K: Kind> {
     Append {
         /// One WAL frame each (a large batch is split across frames).
         payloads: Vec<Vec<u8>>,
-        records: Vec<LogRecord>,
+        records: Vec<K::Row>,
         bytes: usize,
         done: Done,
     },
@@ -159,37 +248,47 @@ enum WalOp {
     Shutdown,
 }
 
-enum FlushOp {
-    Frozen(Arc<Frozen>),
+enum FlushOp<K: Kind> {
+    Frozen(Arc<Frozen<K>>),
     Barrier(Box<dyn FnOnce() + Send>),
     Compact(Box<dyn FnOnce() + Send>),
     Shutdown,
 }
 
 /// Records appended together (one ingest request), immutable once in the head.
-pub type Chunk = Arc<Vec<LogRecord>>;
+pub type Chunk<R = LogRecord> = Arc<Vec<R>>;
 
 /// Called with every chunk once it is durable (acknowledged) and in the head.
-pub type AppendHook = Box<dyn Fn(&Chunk) + Send + Sync>;
+pub type AppendHook<R = LogRecord> = Box<dyn Fn(&Chunk<R>) + Send + Sync>;
 
 /// What a query reads: the head and frozen heads (records in memory) and the
 /// live parts, taken at one instant. Parts may be compacted away afterwards:
 /// opening one can then fail with `NotFound` and the query takes a new snapshot.
-#[derive(Debug, Clone)]
-pub struct Snapshot {
-    pub chunks: Vec<Chunk>,
+#[derive(Debug)]
+pub struct Snapshot<K: Kind = Logs> {
+    pub chunks: Vec<Chunk<K::Row>>,
     pub parts: Vec<Arc<PartMeta>>,
     pub data_dir: PathBuf,
 }
 
-impl Snapshot {
+impl<K: Kind> Clone for Snapshot<K> {
+    fn clone(&self) -> Self {
+        Snapshot {
+            chunks: self.chunks.clone(),
+            parts: self.parts.clone(),
+            data_dir: self.data_dir.clone(),
+        }
+    }
+}
+
+impl<K: Kind> Snapshot<K> {
     /// Every row of the snapshot, unordered, parts read whole: for tests and
     /// tools (queries go through `sightline-query`, which reads only what they need).
-    pub fn rows(&self) -> Result<Vec<LogRecord>, StoreError> {
-        let mut out: Vec<LogRecord> = self.chunks.iter().flat_map(|c| c.iter().cloned()).collect();
+    pub fn rows(&self) -> Result<Vec<K::Row>, StoreError> {
+        let mut out: Vec<K::Row> = self.chunks.iter().flat_map(|c| c.iter().cloned()).collect();
         for p in &self.parts {
-            for b in part::read_all(&self.data_dir.join(&p.path))? {
-                part::batch_to_records(&b, &mut out);
+            for b in K::read_part(&self.data_dir.join(&p.path))? {
+                K::batch_rows(&b, &mut out);
             }
         }
         Ok(out)
@@ -197,47 +296,51 @@ impl Snapshot {
 }
 
 /// A head that has been closed and waits to become parts.
-struct Frozen {
-    chunks: Vec<Chunk>,
+struct Frozen<K: Kind> {
+    chunks: Vec<Chunk<K::Row>>,
     bytes: usize,
     /// Every row of WAL segments up to and including this one is in `chunks`
     /// or in earlier parts.
     covers_segment: u64,
 }
 
-struct State {
-    head: Vec<Chunk>,
+struct State<K: Kind> {
+    head: Vec<Chunk<K::Row>>,
     head_rows: usize,
     head_bytes: usize,
     head_since: Option<Instant>,
-    frozen: Vec<Arc<Frozen>>,
+    frozen: Vec<Arc<Frozen<K>>>,
     parts: Vec<Arc<PartMeta>>,
 }
 
-struct Inner {
+struct Inner<K: Kind> {
     cfg: StoreConfig,
-    state: RwLock<State>,
+    state: RwLock<State<K>>,
     manifest: Mutex<Manifest>,
     stats: StoreStats,
     pending_bytes: AtomicUsize,
     part_seq: AtomicU64,
     /// Set by the writer when it stops: the flusher gives up retrying then.
     closing: std::sync::atomic::AtomicBool,
-    flush_tx: Sender<FlushOp>,
-    on_append: RwLock<Option<AppendHook>>,
+    flush_tx: Sender<FlushOp<K>>,
+    on_append: RwLock<Option<AppendHook<K::Row>>>,
 }
 
-/// The log store. Cheap to share behind an `Arc`.
-pub struct LogStore {
-    inner: Arc<Inner>,
-    tx: Sender<WalOp>,
+/// A store of one kind of row. Cheap to share behind an `Arc`.
+pub struct Store<K: Kind = Logs> {
+    inner: Arc<Inner<K>>,
+    tx: Sender<WalOp<K>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     _lock: File,
 }
 
-impl std::fmt::Debug for LogStore {
+/// The log store.
+pub type LogStore = Store<Logs>;
+
+impl<K: Kind> std::fmt::Debug for Store<K> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LogStore")
+        f.debug_struct("Store")
+            .field("kind", &K::NAME)
             .field("data_dir", &self.inner.cfg.data_dir)
             .finish()
     }
@@ -274,11 +377,11 @@ fn check_version_file(root: &Path) -> Result<(), StoreError> {
     }
 }
 
-impl LogStore {
+impl<K: Kind> Store<K> {
     /// Opens (or creates) the store in `cfg.data_dir`: validates every format,
     /// removes unfinished part files, replays the WAL and starts the writer and
     /// flusher threads.
-    pub fn open(cfg: StoreConfig) -> Result<LogStore, StoreError> {
+    pub fn open(cfg: StoreConfig) -> Result<Self, StoreError> {
         let root = cfg.data_dir.clone();
         std::fs::create_dir_all(&root)?;
         let lock = std::fs::OpenOptions::new()
@@ -292,7 +395,7 @@ impl LogStore {
         check_version_file(&root)?;
         for d in [
             files::wal_dir(&root),
-            files::log_parts_dir(&root),
+            files::parts_dir(&root, K::NAME),
             files::tmp_dir(&root),
         ] {
             std::fs::create_dir_all(d)?;
@@ -305,9 +408,9 @@ impl LogStore {
         let known: std::collections::HashSet<PathBuf> =
             parts.iter().map(|p| root.join(&p.path)).collect();
         for p in &parts {
-            part::open(&root.join(&p.path))?;
+            K::check_part(&root.join(&p.path))?;
         }
-        remove_orphans(&files::log_parts_dir(&root), &known)?;
+        remove_orphans(&files::parts_dir(&root, K::NAME), &known)?;
 
         let stats = StoreStats::default();
         let covered = manifest.wal_covered()?;
@@ -331,10 +434,10 @@ impl LogStore {
                 );
             }
             for frame in replay.frames {
-                let recs = codec::decode_logs(&frame)
+                let recs = K::decode(&frame)
                     .map_err(|e| StoreError::Corrupt(format!("{}: {e}", path.display())))?;
                 head_rows += recs.len();
-                head_bytes += recs.iter().map(|r| r.approx_bytes()).sum::<usize>();
+                head_bytes += recs.iter().map(K::approx_bytes).sum::<usize>();
                 stats.replayed_records.fetch_add(recs.len() as u64, Relaxed);
                 head.push(Arc::new(recs));
             }
@@ -347,8 +450,8 @@ impl LogStore {
 
         let (tx, rx) = bounded(WAL_QUEUE_DEPTH);
         let (flush_tx, flush_rx) = bounded(1024);
-        let inner = Arc::new(Inner {
-            state: RwLock::new(State {
+        let inner = Arc::new(Inner::<K> {
+            state: RwLock::new(State::<K> {
                 head,
                 head_rows,
                 head_bytes,
@@ -367,13 +470,13 @@ impl LogStore {
         });
         let w = inner.clone();
         let writer = std::thread::Builder::new()
-            .name("wal-writer".into())
+            .name(format!("{}-wal", K::NAME))
             .spawn(move || writer_loop(w, rx, segment))?;
         let f = inner.clone();
         let flusher = std::thread::Builder::new()
-            .name("part-flusher".into())
+            .name(format!("{}-flusher", K::NAME))
             .spawn(move || flusher_loop(f, flush_rx))?;
-        Ok(LogStore {
+        Ok(Store {
             inner,
             tx,
             threads: Mutex::new(vec![writer, flusher]),
@@ -402,12 +505,12 @@ impl LogStore {
     }
 
     /// Queues a batch; `done` is called once it is durable and queryable (or failed).
-    pub fn append(&self, records: Vec<LogRecord>, done: Done) -> Result<(), StoreError> {
+    pub fn append(&self, records: Vec<K::Row>, done: Done) -> Result<(), StoreError> {
         if records.is_empty() {
             done(Ok(()));
             return Ok(());
         }
-        let bytes: usize = records.iter().map(|r| r.approx_bytes()).sum();
+        let bytes: usize = records.iter().map(K::approx_bytes).sum();
         let pending = self.inner.pending_bytes.load(Relaxed);
         // One batch is always let in when nothing is pending, whatever its size.
         if pending > 0 && pending + bytes > self.inner.cfg.max_pending_bytes {
@@ -417,11 +520,9 @@ impl LogStore {
         }
         // Frames of at most FRAME_TARGET_BYTES of records each, so that no frame
         // nears MAX_FRAME_BYTES however large the batch.
-        let payloads = chunks_by_bytes(&records, usize::MAX, FRAME_TARGET_BYTES, |r| {
-            r.approx_bytes()
-        })
-        .map(|c| wal::compress(&codec::encode_logs(c)))
-        .collect();
+        let payloads = chunks_by_bytes(&records, usize::MAX, FRAME_TARGET_BYTES, K::approx_bytes)
+            .map(|c| wal::compress(&K::encode(c)))
+            .collect();
         match self.tx.try_send(WalOp::Append {
             payloads,
             records,
@@ -435,7 +536,7 @@ impl LogStore {
     }
 
     /// [`append`](Self::append) and wait.
-    pub fn append_blocking(&self, records: Vec<LogRecord>) -> Result<(), StoreError> {
+    pub fn append_blocking(&self, records: Vec<K::Row>) -> Result<(), StoreError> {
         let (tx, rx) = std::sync::mpsc::channel();
         self.append(
             records,
@@ -501,9 +602,9 @@ impl LogStore {
     }
 
     /// The head, frozen heads and live parts at this instant.
-    pub fn snapshot(&self) -> Snapshot {
+    pub fn snapshot(&self) -> Snapshot<K> {
         let s = self.inner.state.read();
-        let mut chunks: Vec<Chunk> = s.head.clone();
+        let mut chunks: Vec<Chunk<K::Row>> = s.head.clone();
         for f in &s.frozen {
             chunks.extend(f.chunks.iter().cloned());
         }
@@ -516,12 +617,12 @@ impl LogStore {
 
     /// Sets the function called with every chunk once it is acknowledged (live
     /// tail). It runs on the WAL writer thread: it must not block.
-    pub fn on_append(&self, hook: AppendHook) {
+    pub fn on_append(&self, hook: AppendHook<K::Row>) {
         *self.inner.on_append.write() = Some(hook);
     }
 }
 
-impl Drop for LogStore {
+impl<K: Kind> Drop for Store<K> {
     fn drop(&mut self) {
         self.shutdown();
     }
@@ -547,7 +648,7 @@ fn remove_orphans(
     Ok(())
 }
 
-fn writer_loop(inner: Arc<Inner>, rx: Receiver<WalOp>, mut seg: wal::SegmentWriter) {
+fn writer_loop<K: Kind>(inner: Arc<Inner<K>>, rx: Receiver<WalOp<K>>, mut seg: wal::SegmentWriter) {
     let mut buf: Vec<u8> = Vec::new();
     let mut dirty = false;
     let mut last_sync = Instant::now();
@@ -632,7 +733,7 @@ fn writer_loop(inner: Arc<Inner>, rx: Receiver<WalOp>, mut seg: wal::SegmentWrit
                     st.wal_bytes.fetch_add(buf.len() as u64, Relaxed);
                     st.wal_healthy.store(true, Relaxed);
                     let mut dones = Vec::with_capacity(appends.len());
-                    let mut pushed: Vec<Chunk> = Vec::with_capacity(appends.len());
+                    let mut pushed: Vec<Chunk<K::Row>> = Vec::with_capacity(appends.len());
                     {
                         let mut s = inner.state.write();
                         for (records, bytes, done) in appends {
@@ -694,7 +795,7 @@ fn writer_loop(inner: Arc<Inner>, rx: Receiver<WalOp>, mut seg: wal::SegmentWrit
     }
 }
 
-fn maybe_rotate(inner: &Arc<Inner>, seg: &mut wal::SegmentWriter, force: bool) {
+fn maybe_rotate<K: Kind>(inner: &Arc<Inner<K>>, seg: &mut wal::SegmentWriter, force: bool) {
     let due = {
         let s = inner.state.read();
         s.head_rows > 0
@@ -738,7 +839,7 @@ fn maybe_rotate(inner: &Arc<Inner>, seg: &mut wal::SegmentWriter, force: bool) {
     }
 }
 
-fn flusher_loop(inner: Arc<Inner>, rx: Receiver<FlushOp>) {
+fn flusher_loop<K: Kind>(inner: Arc<Inner<K>>, rx: Receiver<FlushOp<K>>) {
     let mut last_retention = Instant::now() - RETENTION_EVERY;
     loop {
         let op = match rx.recv_timeout(Duration::from_secs(5)) {
@@ -808,7 +909,7 @@ fn flusher_loop(inner: Arc<Inner>, rx: Receiver<FlushOp>) {
     }
 }
 
-fn new_part_name(inner: &Inner) -> String {
+fn new_part_name<K: Kind>(inner: &Inner<K>) -> String {
     format!(
         "{:016x}-{:06x}",
         now_ns(),
@@ -817,8 +918,8 @@ fn new_part_name(inner: &Inner) -> String {
 }
 
 /// Writes `batch` (already sorted) as a part of `day`; returns its manifest row.
-fn write_part_file(
-    inner: &Inner,
+fn write_part_file<K: Kind>(
+    inner: &Inner<K>,
     day: &str,
     batches: &mut dyn Iterator<Item = Result<arrow::array::RecordBatch, StoreError>>,
     rows_hint: usize,
@@ -832,20 +933,20 @@ fn write_part_file(
     } else {
         part::ZSTD_LEVEL
     };
-    let written = match part::write_part(&tmp, batches, rows_hint, zstd) {
+    let written = match K::write_part(&tmp, batches, rows_hint, zstd) {
         Ok(w) => w,
         Err(e) => {
             let _ = std::fs::remove_file(&tmp);
             return Err(e);
         }
     };
-    let rel = files::log_part_rel(day, &name);
+    let rel = files::part_rel(K::NAME, day, &name);
     let dest = root.join(&rel);
     let dir = dest.parent().expect("part has a parent dir").to_path_buf();
     let moved = std::fs::create_dir_all(&dir)
         .and_then(|_| std::fs::rename(&tmp, &dest))
         .and_then(|_| files::sync_dir(&dir))
-        .and_then(|_| files::sync_dir(&files::log_parts_dir(root)));
+        .and_then(|_| files::sync_dir(&files::parts_dir(root, K::NAME)));
     if let Err(e) = moved {
         let _ = std::fs::remove_file(&tmp);
         let _ = std::fs::remove_file(&dest);
@@ -868,12 +969,12 @@ fn write_part_file(
     })
 }
 
-fn flush_frozen(inner: &Arc<Inner>, f: &Arc<Frozen>) -> Result<(), StoreError> {
+fn flush_frozen<K: Kind>(inner: &Arc<Inner<K>>, f: &Arc<Frozen<K>>) -> Result<(), StoreError> {
     const DAY_NS: i64 = 86_400_000_000_000;
-    let mut by_day: BTreeMap<i64, Vec<&LogRecord>> = BTreeMap::new();
+    let mut by_day: BTreeMap<i64, Vec<&K::Row>> = BTreeMap::new();
     for r in f.chunks.iter().flat_map(|c| c.iter()) {
         by_day
-            .entry(r.timestamp_ns.div_euclid(DAY_NS))
+            .entry(K::timestamp_ns(r).div_euclid(DAY_NS))
             .or_default()
             .push(r);
     }
@@ -887,15 +988,13 @@ fn flush_frozen(inner: &Arc<Inner>, f: &Arc<Frozen>) -> Result<(), StoreError> {
         let day = sightline_pipeline::timefmt::day_of(*day * DAY_NS);
         // Sort the row references, then build the batch in order: cheaper than
         // sorting the built columns (no second copy of every value).
-        rows.sort_unstable_by(|a, b| {
-            (a.service.as_str(), a.timestamp_ns).cmp(&(b.service.as_str(), b.timestamp_ns))
-        });
+        K::sort(rows);
         // Built and encoded a chunk at a time: memory is one chunk, not a copy of the head.
         let mut chunks =
             chunks_by_bytes(rows, part::BUILD_CHUNK_ROWS, part::BUILD_CHUNK_BYTES, |r| {
-                r.approx_bytes()
+                K::approx_bytes(r)
             })
-            .map(|c| Ok(part::to_batch(c)));
+            .map(|c| Ok(K::to_batch(c)));
         match write_part_file(inner, &day, &mut chunks, rows.len(), 0) {
             Ok(m) => metas.push(m),
             Err(e) => {
@@ -963,7 +1062,7 @@ fn chunks_by_bytes<'a, T>(
 /// Merges each day's small parts into one, oldest first, bounded in rows.
 /// A panic inside (a bug, or a column over Arrow's limits) is caught and
 /// logged: the flusher thread must survive it, and the inputs stay as they are.
-fn compact(inner: &Arc<Inner>) -> Result<(), StoreError> {
+fn compact<K: Kind>(inner: &Arc<Inner<K>>) -> Result<(), StoreError> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| compact_parts(inner))) {
         Ok(r) => r,
         Err(_) => Err(StoreError::Corrupt(
@@ -972,7 +1071,7 @@ fn compact(inner: &Arc<Inner>) -> Result<(), StoreError> {
     }
 }
 
-fn compact_parts(inner: &Arc<Inner>) -> Result<(), StoreError> {
+fn compact_parts<K: Kind>(inner: &Arc<Inner<K>>) -> Result<(), StoreError> {
     let parts = inner.state.read().parts.clone();
     let mut by_day: BTreeMap<&str, Vec<&Arc<PartMeta>>> = BTreeMap::new();
     for p in &parts {
@@ -1003,10 +1102,10 @@ fn compact_parts(inner: &Arc<Inner>) -> Result<(), StoreError> {
         }
         let mut batches = Vec::new();
         for p in &picked {
-            batches.extend(part::read_all(&inner.cfg.data_dir.join(&p.path))?);
+            batches.extend(K::read_part(&inner.cfg.data_dir.join(&p.path))?);
         }
         let level = picked.iter().map(|p| p.level).max().unwrap_or(0) + 1;
-        let mut merged = part::merge_sorted(&batches, part::BUILD_CHUNK_ROWS);
+        let mut merged = K::merge_sorted(&batches, part::BUILD_CHUNK_ROWS);
         let meta = write_part_file(inner, day, &mut merged, rows as usize, level)?;
         drop(merged);
         drop(batches);
@@ -1037,7 +1136,7 @@ fn compact_parts(inner: &Arc<Inner>) -> Result<(), StoreError> {
 }
 
 /// Drops parts past the retention age, then oldest parts while over the size budget.
-fn retention(inner: &Arc<Inner>) -> Result<(), StoreError> {
+fn retention<K: Kind>(inner: &Arc<Inner<K>>) -> Result<(), StoreError> {
     let mut parts = inner.state.read().parts.clone();
     parts.sort_by_key(|p| p.min_ts);
     let mut drop_ids = Vec::new();

@@ -209,15 +209,33 @@ pub fn write_part(
     rows_hint: usize,
     zstd_level: i32,
 ) -> Result<Written, StoreError> {
+    write_batches(
+        path,
+        schema(),
+        writer_props(rows_hint, zstd_level),
+        batches,
+        time_range,
+    )
+}
+
+/// Writes batches to `path` with `props` and fsyncs it; `range` gives each
+/// batch's (min, max) time. Shared by every part format.
+pub fn write_batches(
+    path: &Path,
+    schema: SchemaRef,
+    props: WriterProperties,
+    batches: &mut dyn Iterator<Item = Result<RecordBatch, StoreError>>,
+    range: fn(&RecordBatch) -> (i64, i64),
+) -> Result<Written, StoreError> {
     let file = File::create(path)?;
-    let mut w = ArrowWriter::try_new(file, schema(), Some(writer_props(rows_hint, zstd_level)))?;
+    let mut w = ArrowWriter::try_new(file, schema, Some(props))?;
     let (mut rows, mut min_ts, mut max_ts) = (0usize, i64::MAX, i64::MIN);
     for batch in batches {
         let batch = batch?;
         if batch.num_rows() == 0 {
             continue;
         }
-        let (lo, hi) = time_range(&batch);
+        let (lo, hi) = range(&batch);
         min_ts = min_ts.min(lo);
         max_ts = max_ts.max(hi);
         rows += batch.num_rows();
@@ -273,6 +291,17 @@ pub fn open(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>, StoreE
 
 /// Checks a part's footer: format, version and column count.
 pub fn check(meta: &ParquetMetaData, path: &Path) -> Result<(), StoreError> {
+    check_format(meta, path, PART_FORMAT, PART_VERSION, COLUMNS.len())
+}
+
+/// Checks that a part's footer names `format` at `version` with `columns` columns.
+pub fn check_format(
+    meta: &ParquetMetaData,
+    path: &Path,
+    format: &str,
+    version: &str,
+    columns: usize,
+) -> Result<(), StoreError> {
     let kv = meta.file_metadata().key_value_metadata();
     let get = |k: &str| {
         kv.and_then(|kv| kv.iter().find(|e| e.key == k))
@@ -282,15 +311,15 @@ pub fn check(meta: &ParquetMetaData, path: &Path) -> Result<(), StoreError> {
         get("sightline.format").as_deref(),
         get("sightline.version").as_deref(),
     ) {
-        (Some(PART_FORMAT), Some(PART_VERSION)) => {}
+        (Some(f), Some(v)) if f == format && v == version => {}
         (f, v) => {
             return Err(StoreError::Corrupt(format!(
-            "{}: not a Sightline log part of version {PART_VERSION} (format={f:?}, version={v:?})",
+            "{}: not a Sightline {format} part of version {version} (format={f:?}, version={v:?})",
             path.display()
         )))
         }
     }
-    if meta.file_metadata().schema_descr().num_columns() != COLUMNS.len() {
+    if meta.file_metadata().schema_descr().num_columns() != columns {
         return Err(StoreError::Corrupt(format!(
             "{}: unexpected columns",
             path.display()
