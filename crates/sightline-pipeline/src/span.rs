@@ -4,6 +4,7 @@
 
 use crate::sentry::event::timestamp_ns;
 use crate::sentry::TransactionRow;
+use crate::Scrubber;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use sightline_protocol::otlp_traces::OtlpSpan;
@@ -163,8 +164,20 @@ fn valid_id(s: &str, len: usize) -> bool {
     s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit()) && s.bytes().any(|b| b != b'0')
 }
 
-/// An OTLP span as stored. Errors name what is wrong with it (bad ids).
-pub fn from_otlp(s: OtlpSpan) -> Result<Span, SpanError> {
+/// Scrubs secrets out of an attribute map (keys and values, as log records
+/// are scrubbed); returns how many were masked.
+fn scrub_map(map: &mut Map<String, Value>, scrubber: &Scrubber) -> usize {
+    let mut v = Value::Object(std::mem::take(map));
+    let n = scrubber.scrub_value(&mut v);
+    if let Value::Object(m) = v {
+        *map = m;
+    }
+    n
+}
+
+/// An OTLP span as stored, scrubbed and bounded, with how many values the
+/// scrubber masked. Errors name what is wrong with it (bad ids).
+pub fn from_otlp(s: OtlpSpan, scrubber: &Scrubber) -> Result<(Span, usize), SpanError> {
     if !valid_id(&s.trace_id, 32) {
         return Err(SpanError(format!(
             "span {:?}: trace_id must be 16 bytes, not all zero",
@@ -179,6 +192,7 @@ pub fn from_otlp(s: OtlpSpan) -> Result<Span, SpanError> {
     }
     let mut attributes = s.attributes;
     let request_id = request_id_of(&attributes);
+    let mut scrubbed = scrub_map(&mut attributes, scrubber);
     let mut dropped = bound_object(&mut attributes) as u64 + s.dropped_attributes as u64;
     let mut events = s.events;
     if events.len() > MAX_EVENTS {
@@ -191,6 +205,7 @@ pub fn from_otlp(s: OtlpSpan) -> Result<Span, SpanError> {
     let events: Vec<Value> = events
         .into_iter()
         .map(|mut e| {
+            scrubbed += scrub_map(&mut e.attributes, scrubber);
             bound_object(&mut e.attributes);
             serde_json::json!({
                 "name": cut(e.name, MAX_NAME_BYTES),
@@ -219,7 +234,7 @@ pub fn from_otlp(s: OtlpSpan) -> Result<Span, SpanError> {
     let end = i64::try_from(s.end_time_unix_nano)
         .unwrap_or(i64::MAX)
         .max(start);
-    Ok(Span {
+    let span = Span {
         trace_id: s.trace_id,
         span_id: s.span_id,
         parent_span_id: Some(s.parent_span_id).filter(|p| valid_id(p, 16)),
@@ -252,7 +267,8 @@ pub fn from_otlp(s: OtlpSpan) -> Result<Span, SpanError> {
         events: serde_json::to_string(&events).unwrap_or_else(|_| "[]".into()),
         resource: to_json(resource),
         source: "otlp".into(),
-    })
+    };
+    Ok((span, scrubbed))
 }
 
 fn str_of<'a>(v: &'a Value, k: &str) -> Option<&'a str> {
@@ -412,6 +428,21 @@ mod tests {
     use super::*;
     use sightline_protocol::otlp_traces::OtlpSpanEvent;
 
+    fn scrubber() -> Scrubber {
+        Scrubber::new(&crate::ScrubConfig::default())
+    }
+
+    #[test]
+    fn secrets_in_attributes_are_masked() {
+        let mut o = otlp("x");
+        o.attributes
+            .insert("http.request.header.authorization".into(), Value::from("Bearer abc"));
+        o.attributes.insert("password".into(), Value::from("hunter2"));
+        let (s, n) = from_otlp(o, &scrubber()).unwrap();
+        assert!(n >= 2, "{n}");
+        assert!(!s.attributes.contains("hunter2") && !s.attributes.contains("abc"), "{}", s.attributes);
+    }
+
     fn otlp(name: &str) -> OtlpSpan {
         OtlpSpan {
             trace_id: "5b8efff798038103d269b633813fc60c".into(),
@@ -434,7 +465,7 @@ mod tests {
 
     #[test]
     fn otlp_span_takes_request_id_from_the_captured_header() {
-        let s = from_otlp(otlp("GET /x")).unwrap();
+        let s = from_otlp(otlp("GET /x"), &scrubber()).unwrap().0;
         assert_eq!(s.request_id.as_deref(), Some("req-1"));
         assert_eq!(s.service, "api");
         assert_eq!((s.kind.as_str(), s.status.as_str()), ("server", "error"));
@@ -446,10 +477,10 @@ mod tests {
     fn bad_ids_are_refused_with_a_reason() {
         let mut o = otlp("x");
         o.trace_id = "00000000000000000000000000000000".into();
-        assert!(from_otlp(o).unwrap_err().0.contains("trace_id"));
+        assert!(from_otlp(o, &scrubber()).unwrap_err().0.contains("trace_id"));
         let mut o = otlp("x");
         o.span_id = "abc".into();
-        assert!(from_otlp(o).unwrap_err().0.contains("span_id"));
+        assert!(from_otlp(o, &scrubber()).unwrap_err().0.contains("span_id"));
     }
 
     #[test]
@@ -466,7 +497,7 @@ mod tests {
                 attributes: Map::new(),
             })
             .collect();
-        let s = from_otlp(o).unwrap();
+        let s = from_otlp(o, &scrubber()).unwrap().0;
         assert!(s.approx_bytes() < 4 * 1024 * 1024, "{}", s.approx_bytes());
         let events: Vec<Value> = serde_json::from_str(&s.events).unwrap();
         assert_eq!(events.len(), MAX_EVENTS);

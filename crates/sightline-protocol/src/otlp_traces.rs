@@ -3,7 +3,9 @@
 //! out of the decoded message, not copied.
 
 use crate::otlp::{attributes_to_map, OtlpEncoding, OtlpError};
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 use prost::Message;
 use serde_json::{Map, Value};
 
@@ -89,6 +91,28 @@ pub fn decode_traces(body: &[u8], encoding: OtlpEncoding) -> Result<Vec<OtlpSpan
         }
     }
     Ok(out)
+}
+
+/// An `ExportTraceServiceResponse` in `encoding`: empty (`{}` in JSON) when
+/// every span was stored, a partial success naming the refused ones otherwise.
+pub fn export_response(encoding: OtlpEncoding, rejected: u64, message: &str) -> Vec<u8> {
+    let partial = (rejected > 0 || !message.is_empty()).then(|| ExportTracePartialSuccess {
+        rejected_spans: rejected.min(i64::MAX as u64) as i64,
+        error_message: message.to_string(),
+    });
+    match (encoding, partial) {
+        (OtlpEncoding::Protobuf, partial) => ExportTraceServiceResponse {
+            partial_success: partial,
+        }
+        .encode_to_vec(),
+        (OtlpEncoding::Json, None) => b"{}".to_vec(),
+        (OtlpEncoding::Json, Some(p)) => serde_json::json!({"partialSuccess": {
+            "rejectedSpans": p.rejected_spans,
+            "errorMessage": p.error_message,
+        }})
+        .to_string()
+        .into_bytes(),
+    }
 }
 
 #[cfg(test)]

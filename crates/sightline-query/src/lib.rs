@@ -150,7 +150,7 @@ impl Engine {
         }
     }
 
-    fn budget(&self) -> Budget {
+    pub fn budget(&self) -> Budget {
         Budget {
             deadline: Instant::now() + self.limits.timeout,
         }
@@ -298,14 +298,32 @@ impl Engine {
         store: &LogStore,
         request_id: &str,
     ) -> Result<RequestTimeline, QueryError> {
+        self.timeline(store, Column::RequestId, request_id)
+    }
+
+    /// The logs of one trace, oldest first (`GET /api/v1/traces/{id}`).
+    pub fn trace_logs(
+        &self,
+        store: &LogStore,
+        trace_id: &str,
+    ) -> Result<RequestTimeline, QueryError> {
+        self.timeline(store, Column::TraceId, trace_id)
+    }
+
+    fn timeline(
+        &self,
+        store: &LogStore,
+        column: Column,
+        id: &str,
+    ) -> Result<RequestTimeline, QueryError> {
         let (rows, next, _) = self.records(
             store,
-            &Engine::eq(Column::RequestId, request_id),
+            &Engine::eq(column, id),
             Range::ALL,
             views::MAX_TIMELINE_LOGS,
             None,
         )?;
-        Ok(views::request_timeline(request_id, rows, next.is_some()))
+        Ok(views::request_timeline(id, rows, next.is_some()))
     }
 
     /// `GET /api/v1/flows/{id}`: `None` when no row has the flow id.

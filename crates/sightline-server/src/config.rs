@@ -38,6 +38,7 @@ pub struct Config {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub projects: Vec<ProjectConfig>,
     pub metrics: MetricsConfig,
+    pub traces: Traces,
     /// Services Sightline scrapes (`/metrics`) and probes (`/health`, `/health/ready`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub targets: Vec<TargetConfig>,
@@ -178,6 +179,37 @@ pub struct Flows {
     pub stall_timeout_secs: u64,
 }
 
+/// `[traces]`: the span store (`DATA/traces/`) and the RED metrics made from spans.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Traces {
+    /// Span parts older than this many days are deleted (0: kept).
+    pub retention_days: u64,
+    /// Oldest span parts are deleted while parts take more (0: no budget).
+    pub max_disk_bytes: u64,
+    /// Flush spans from memory to a part at least this often (seconds).
+    pub flush_interval_secs: u64,
+    /// How often `sightline_span_calls_total` and
+    /// `sightline_span_duration_seconds` are written to the metrics store.
+    pub red_interval_secs: u64,
+    /// Buckets (seconds) of `sightline_span_duration_seconds`.
+    pub duration_buckets: Vec<f64>,
+}
+
+impl Default for Traces {
+    fn default() -> Self {
+        Traces {
+            retention_days: 30,
+            max_disk_bytes: 0,
+            flush_interval_secs: 300,
+            red_interval_secs: 15,
+            duration_buckets: vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ],
+        }
+    }
+}
+
 impl Default for QueryLimits {
     fn default() -> Self {
         let d = sightline_query::Limits::default();
@@ -253,6 +285,7 @@ impl Default for Config {
             sentry: Sentry::default(),
             projects: Vec::new(),
             metrics: MetricsConfig::default(),
+            traces: Traces::default(),
             targets: Vec::new(),
         }
     }
@@ -337,6 +370,18 @@ impl Config {
         c.retention = (self.storage.retention_days > 0)
             .then(|| std::time::Duration::from_secs(self.storage.retention_days * 86_400));
         c.max_disk_bytes = (self.storage.max_disk_bytes > 0).then_some(self.storage.max_disk_bytes);
+        c
+    }
+
+    /// The span store's settings: the log store's memory bounds, its own
+    /// directory, retention and flush interval.
+    pub fn span_store_config(&self) -> sightline_store::StoreConfig {
+        let mut c = self.store_config();
+        c.data_dir = sightline_store::files::traces_dir(&self.data_dir);
+        c.flush_interval = std::time::Duration::from_secs(self.traces.flush_interval_secs.max(1));
+        c.retention = (self.traces.retention_days > 0)
+            .then(|| std::time::Duration::from_secs(self.traces.retention_days * 86_400));
+        c.max_disk_bytes = (self.traces.max_disk_bytes > 0).then_some(self.traces.max_disk_bytes);
         c
     }
 }

@@ -14,6 +14,7 @@ pub mod endpoints;
 pub mod error;
 pub mod metrics;
 pub mod probe;
+pub mod red;
 pub mod scrape;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -55,6 +56,11 @@ pub struct App {
     pub promql: sightline_promql::Engine,
     pub scraper: scrape::Scraper,
     pub prober: Arc<probe::Prober>,
+    /// Spans from OTLP and Sentry transactions (`DATA/traces/`).
+    pub spans: Arc<sightline_store::spans::SpanStore>,
+    pub traces: sightline_query::traces::Traces,
+    /// Counters behind the span RED series.
+    pub red: red::Red,
 }
 
 pub type AppState = Arc<App>;
@@ -73,6 +79,8 @@ pub fn routes(app: AppState) -> Router {
             "/api/v1/requests/{request_id}",
             get(endpoints::views::request),
         )
+        .route("/api/v1/traces", get(endpoints::traces::search))
+        .route("/api/v1/traces/{trace_id}", get(endpoints::traces::trace))
         .route("/api/v1/flows", get(endpoints::views::flows))
         .route("/api/v1/flows/stats", get(endpoints::views::flow_stats))
         .route("/api/v1/flows/{flow_id}", get(endpoints::views::flow))
@@ -145,6 +153,8 @@ pub fn routes(app: AppState) -> Router {
         .route("/api/v1/logs/ingest", post(endpoints::logs_ingest::ingest))
         // OTLP/HTTP logs; the OTel SDK's default path on its default port.
         .route("/v1/logs", post(endpoints::otlp_logs::ingest))
+        // OTLP/HTTP traces, into the span store.
+        .route("/v1/traces", post(endpoints::traces::ingest))
         // OTLP/HTTP metrics, into the metrics store as Prometheus series.
         .route("/v1/metrics", post(endpoints::otlp_metrics::ingest))
         // Prometheus remote write 1.0 (snappy + protobuf).
@@ -305,6 +315,12 @@ pub fn build(config: Config) -> anyhow_like::Result<AppState> {
         scrape::Target::from_config(t, &config.metrics, "config")
             .map_err(|e| format!("[[targets]]: {e}"))?;
     }
+    let spans = sightline_store::spans::SpanStore::open(config.span_store_config()).map_err(|e| {
+        format!(
+            "cannot open the span store in {}: {e}",
+            sightline_store::files::traces_dir(&config.data_dir).display()
+        )
+    })?;
     let prober = Arc::new(probe::Prober::new(tsdb.clone()));
     let scraper = scrape::Scraper::new(tsdb.clone(), &config.metrics, Some(prober.clone()));
     let normalizer = Normalizer::new(Scrubber::new(&config.scrub), config.limits.max_record_bytes);
@@ -328,6 +344,9 @@ pub fn build(config: Config) -> anyhow_like::Result<AppState> {
         promql,
         scraper,
         prober,
+        spans: Arc::new(spans),
+        traces: sightline_query::traces::Traces::new(),
+        red: red::Red::new(config.traces.duration_buckets.clone()),
         config,
         store: Arc::new(store),
         normalizer,
@@ -391,6 +410,7 @@ pub fn banner(app: &App, addr: std::net::SocketAddr) -> String {
          {dsns}\
          \x20 ingest logs:  POST {base}/api/v1/logs/ingest?service=NAME   (NDJSON: structlog JSON or plain lines; gzip/zstd)\n\
          \x20               POST {base}/v1/logs                           (OTLP/HTTP logs, protobuf or JSON)\n\
+         \x20 traces:       POST {base}/v1/traces                         (OTLP/HTTP spans; Sentry transactions arrive through the DSN)\n\
          \x20 ship logs:    python app.py 2>&1 | curl -sS --data-binary @- -H 'Content-Type: application/x-ndjson' '{base}/api/v1/logs/ingest?service=api'\n\
          \x20 OTel apps:    OTEL_EXPORTER_OTLP_ENDPOINT={base}\n\
          \x20 query:        curl -H 'Authorization: Bearer {token}' '{base}/api/v1/logs?q=level:>=warning'\n\
@@ -433,6 +453,7 @@ pub async fn serve(app: AppState) -> anyhow_like::Result<()> {
     let _ = std::io::stdout().flush();
     tracing::info!(listen = %addr, data_dir = %app.config.data_dir.display(), "sightline started");
     start_targets(&app);
+    red::spawn(app.clone());
     let router = routes(app.clone());
     axum::serve(
         listener,
@@ -446,9 +467,11 @@ pub async fn serve(app: AppState) -> anyhow_like::Result<()> {
     let store = app.store.clone();
     let events = app.events.clone();
     let tsdb = app.tsdb.clone();
+    let spans = app.spans.clone();
     tokio::task::spawn_blocking(move || {
         events.shutdown();
         tsdb.shutdown();
+        spans.shutdown();
         store.shutdown()
     })
     .await

@@ -152,6 +152,42 @@ fn gauge(out: &mut String, name: &str, help: &str, v: f64) {
 }
 
 /// The metrics store's part of `/metrics`.
+/// The span store's own series (`sightline_span_store_*`).
+pub fn render_spans(out: &mut String, spans: &sightline_store::spans::SpanStore) {
+    let st = spans.stats();
+    counter(
+        out,
+        "sightline_span_store_spans_total",
+        "Spans written to the span store's WAL.",
+        st.records_appended.load(Relaxed),
+    );
+    counter(
+        out,
+        "sightline_span_store_wal_write_errors_total",
+        "Failed span WAL appends.",
+        st.wal_write_errors.load(Relaxed),
+    );
+    let parts = spans.parts();
+    gauge(
+        out,
+        "sightline_span_store_parts",
+        "Span parts on disk.",
+        parts.len() as f64,
+    );
+    gauge(
+        out,
+        "sightline_span_store_part_bytes",
+        "Bytes of span parts on disk.",
+        parts.iter().map(|p| p.bytes as f64).sum(),
+    );
+    gauge(
+        out,
+        "sightline_span_store_unflushed_spans",
+        "Spans in memory (in the WAL, not yet in parts).",
+        spans.unflushed_rows() as f64,
+    );
+}
+
 pub fn render_tsdb(out: &mut String, tsdb: &sightline_store::tsdb::Tsdb) {
     let st = &tsdb.stats;
     counter(

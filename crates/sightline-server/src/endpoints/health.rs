@@ -43,7 +43,12 @@ pub async fn ready(State(app): State<AppState>) -> Response {
     let dir = app.config.data_dir.clone();
     let min_free = app.config.storage.min_free_disk_bytes;
     let st = app.store.stats();
-    let (wal_ok, flush_ok) = (st.wal_healthy.load(Relaxed), st.flush_healthy.load(Relaxed));
+    let sp = app.spans.stats();
+    // The log and span stores share the WAL and part machinery: both count.
+    let (wal_ok, flush_ok) = (
+        st.wal_healthy.load(Relaxed) && sp.wal_healthy.load(Relaxed),
+        st.flush_healthy.load(Relaxed) && sp.flush_healthy.load(Relaxed),
+    );
     let checks = tokio::task::spawn_blocking(move || {
         let w = writable(&dir);
         let free = free_bytes(&dir);
@@ -94,6 +99,7 @@ pub async fn metrics(State(app): State<AppState>) -> Response {
         let mut t = a.metrics.render(&a.store);
         crate::metrics::render_events(&mut t, &a.events);
         crate::metrics::render_tsdb(&mut t, &a.tsdb);
+        crate::metrics::render_spans(&mut t, &a.spans);
         t
     })
     .await

@@ -9,6 +9,7 @@ pub mod otlp_metrics;
 pub mod projects;
 pub mod prom_api;
 pub mod sentry_ingest;
+pub mod traces;
 pub mod views;
 
 use crate::error::ApiError;

@@ -45,10 +45,33 @@ pub fn match_path(path: &str) -> Option<(&str, Kind)> {
 #[derive(Debug, Default)]
 pub struct SentryState {
     keys: Mutex<HashMap<String, (i64, String)>>,
+    /// Project names by id: the service of transactions that name none.
+    names: Mutex<HashMap<i64, String>>,
     windows: Mutex<HashMap<i64, (u64, u64)>>,
 }
 
 impl SentryState {
+    fn project_name(&self, app: &App, project_id: i64) -> String {
+        if let Some(n) = self.names.lock().get(&project_id) {
+            return n.clone();
+        }
+        let name = app
+            .projects
+            .lock()
+            .list()
+            .unwrap_or_default()
+            .into_iter()
+            .find(|p| p.id == project_id)
+            .map(|p| p.name)
+            .unwrap_or_else(|| format!("project-{project_id}"));
+        let mut names = self.names.lock();
+        if names.len() > 10_000 {
+            names.clear();
+        }
+        names.insert(project_id, name.clone());
+        name
+    }
+
     fn project_of_key(&self, app: &App, key: &str) -> Result<Option<(i64, String)>, ApiError> {
         if let Some(p) = self.keys.lock().get(key) {
             return Ok(Some(p.clone()));
@@ -172,6 +195,8 @@ fn api_error(e: ApiError) -> Response {
 #[derive(Debug, Default)]
 struct Outcome {
     items: Vec<SentryItem>,
+    /// Transactions and their child spans, for the span store.
+    spans: Vec<sightline_pipeline::Span>,
     logs: Vec<LogRecord>,
     dropped: Vec<Value>,
     skipped: Vec<String>,
@@ -296,7 +321,7 @@ async fn ingest(
         a.metrics
             .ingested_bytes
             .inc_by(&["sentry"], data.len() as u64);
-        parse(
+        let mut o = parse(
             &a,
             &data,
             kind,
@@ -304,7 +329,20 @@ async fn ingest(
             key,
             client_ip.as_deref(),
             received_ns,
-        )
+        )?;
+        if o.items
+            .iter()
+            .any(|it| matches!(it, SentryItem::Transaction(_)))
+        {
+            let service = a.sentry.project_name(&a, project_id);
+            for it in &o.items {
+                if let SentryItem::Transaction(r) = it {
+                    o.spans
+                        .extend(sightline_pipeline::span::from_sentry(r, &r.body, &service));
+                }
+            }
+        }
+        Ok(o)
     })
     .await
     .map_err(api_error)??;
@@ -363,9 +401,11 @@ async fn ingest(
             .map_err(|_| ApiError::Overloaded("shutting down; retry later".into()))??;
         Ok::<(), ApiError>(())
     };
-    let (l, e) = tokio::join!(logs_done, events_done);
+    let spans_done = crate::endpoints::traces::store_spans(app, outcome.spans);
+    let (l, e, s) = tokio::join!(logs_done, events_done, spans_done);
     l.map_err(api_error)?;
     e.map_err(api_error)?;
+    s.map_err(api_error)?;
     if n_logs > 0 {
         app.metrics
             .ingested_records

@@ -1,14 +1,19 @@
 //! The debugging views over HTTP: `GET /api/v1/requests/{request_id}` (one
-//! request's timeline: its logs and its error events), `GET /api/v1/flows/{flow_id}`, `GET /api/v1/flows`
-//! (list) and `GET /api/v1/flows/stats`.
+//! request's answer: its logs, error events, span tree and its route's rate
+//! and latency), `GET /api/v1/flows/{flow_id}` (with its requests' spans and
+//! errors), `GET /api/v1/flows` (list) and `GET /api/v1/flows/stats`.
 
 use super::logs_query::{range_of, run_query};
+use super::traces;
 use crate::error::ApiError;
 use crate::AppState;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
+use serde_json::Value;
+use sightline_pipeline::Span;
+use sightline_query::traces::span_tree;
 use sightline_query::views::FlowStatus;
 use sightline_query::{now_ns, FlowFilter, Range};
 
@@ -24,37 +29,112 @@ fn check_id(what: &str, id: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The span a request's rate and latency are read for: its server span
+/// (else its earliest root), as (service, operation, start).
+fn request_span<'a>(spans: &'a [Span], request_id: &str) -> Option<&'a Span> {
+    let tagged = || {
+        spans
+            .iter()
+            .filter(move |s| s.request_id.as_deref() == Some(request_id))
+    };
+    tagged()
+        .filter(|s| s.kind == "server")
+        .min_by_key(|s| s.start_ns)
+        .or_else(|| tagged().min_by_key(|s| (s.parent_span_id.is_some(), s.start_ns)))
+}
+
+/// `GET /api/v1/requests/{id}`: the logs, error events, spans and route
+/// statistics of one request.
 pub async fn request(State(app): State<AppState>, Path(id): Path<String>) -> Response {
     async fn run(app: AppState, id: String) -> Result<Response, ApiError> {
         check_id("request id", &id)?;
         let rid = id.clone();
-        let t = run_query(&app, "request", move |a| a.engine.request(&a.store, &rid)).await?;
+        let (t, spans, route) = run_query(&app, "request", move |a| {
+            let t = a.engine.request(&a.store, &rid)?;
+            let spans = a.traces.request(&a.spans, &rid)?;
+            let route = request_span(&spans, &rid)
+                .map(|s| traces::route_stats(a, &s.service, &s.name, s.start_ns));
+            Ok((t, spans, route))
+        })
+        .await?;
         let (a, rid) = (app.clone(), id.clone());
         let errors = super::blocking(move || {
-            a.events
-                .read(|c| sightline_store::events::events_by(c, "request_id", &rid, 1000))
+            a.events.read(|c| {
+                sightline_store::events::events_by(c, "request_id", &rid, traces::MAX_ERRORS)
+            })
         })
         .await??;
-        if t.logs.is_empty() && errors.is_empty() {
+        let errors = traces::errors_of_traces(&app, traces::trace_ids(&spans), errors).await?;
+        if t.logs.is_empty() && errors.is_empty() && spans.is_empty() {
             return Err(ApiError::NotFound(format!(
-                "no logs or errors with request_id {id:?}"
+                "no logs, errors or spans with request_id {id:?}"
             )));
         }
+        let summaries: Vec<_> = traces::trace_ids(&spans)
+            .iter()
+            .filter_map(|t| {
+                let of: Vec<Span> = spans.iter().filter(|s| &s.trace_id == t).cloned().collect();
+                sightline_query::traces::summarize(t, &of)
+            })
+            .collect();
         let mut v = serde_json::to_value(&t).map_err(|e| ApiError::Internal(e.to_string()))?;
-        v["errors"] = serde_json::Value::Array(errors);
+        v["errors"] = Value::Array(errors);
+        v["spans"] = Value::Array(span_tree(&spans));
+        v["traces"] = serde_json::to_value(summaries).unwrap_or_default();
+        v["route"] = route.unwrap_or(Value::Null);
         Ok(Json(v).into_response())
     }
     run(app, id).await.unwrap_or_else(|e| e.into_response())
 }
 
+/// `GET /api/v1/flows/{id}`: the flow from its events, with the spans and
+/// error events of its requests.
 pub async fn flow(State(app): State<AppState>, Path(id): Path<String>) -> Response {
     async fn run(app: AppState, id: String) -> Result<Response, ApiError> {
         check_id("flow id", &id)?;
         let fid = id.clone();
-        match run_query(&app, "flow", move |a| a.engine.flow(&a.store, &fid)).await? {
-            Some(f) => Ok(Json(f).into_response()),
-            None => Err(ApiError::NotFound(format!("no logs with flow_id {id:?}"))),
-        }
+        let found = run_query(&app, "flow", move |a| {
+            let Some(f) = a.engine.flow(&a.store, &fid)? else {
+                return Ok(None);
+            };
+            let mut spans = Vec::new();
+            for r in f.request_ids.iter().take(traces::MAX_FLOW_REQUESTS) {
+                for s in a.traces.request(&a.spans, r)? {
+                    if !spans
+                        .iter()
+                        .any(|x: &Span| x.trace_id == s.trace_id && x.span_id == s.span_id)
+                    {
+                        spans.push(s);
+                    }
+                }
+            }
+            Ok(Some((f, spans)))
+        })
+        .await?;
+        let Some((f, spans)) = found else {
+            return Err(ApiError::NotFound(format!("no logs with flow_id {id:?}")));
+        };
+        let (a, rids) = (app.clone(), f.request_ids.clone());
+        let errors = super::blocking(move || {
+            a.events.read(|c| {
+                let mut out = Vec::new();
+                for r in rids.iter().take(traces::MAX_FLOW_REQUESTS) {
+                    out.extend(sightline_store::events::events_by(
+                        c,
+                        "request_id",
+                        r,
+                        traces::MAX_ERRORS,
+                    )?);
+                }
+                Ok(out)
+            })
+        })
+        .await??;
+        let errors = traces::errors_of_traces(&app, traces::trace_ids(&spans), errors).await?;
+        let mut v = serde_json::to_value(&f).map_err(|e| ApiError::Internal(e.to_string()))?;
+        v["spans"] = Value::Array(span_tree(&spans));
+        v["errors"] = Value::Array(errors);
+        Ok(Json(v).into_response())
     }
     run(app, id).await.unwrap_or_else(|e| e.into_response())
 }
