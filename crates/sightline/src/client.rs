@@ -369,6 +369,45 @@ fn follow(c: &Client, q: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// One thing on a request's timeline.
+enum Moment<'a> {
+    Span(&'a Value),
+    Log(&'a Value),
+    Error(&'a Value),
+}
+
+/// Spans depth-first, as the tree nests them.
+fn flatten_spans<'a>(nodes: &'a Value, out: &mut Vec<&'a Value>) {
+    for n in nodes.as_array().into_iter().flatten() {
+        out.push(n);
+        flatten_spans(&n["children"], out);
+    }
+}
+
+/// Width of a span bar.
+const BAR: usize = 32;
+
+/// `▕  ████      ▏`: where a span sits in `[origin, origin + total]`.
+fn bar(start: i64, end: i64, origin: i64, total: i64) -> String {
+    let total = total.max(1) as f64;
+    let from = (((start - origin) as f64 / total) * BAR as f64).floor() as usize;
+    let to = (((end - origin) as f64 / total) * BAR as f64).ceil() as usize;
+    let from = from.min(BAR - 1);
+    let to = to.clamp(from + 1, BAR);
+    format!(
+        "▕{}{}{}▏",
+        " ".repeat(from),
+        "█".repeat(to - from),
+        " ".repeat(BAR - to)
+    )
+}
+
+fn ms(v: Option<f64>, unit: &str) -> String {
+    v.map_or("-".into(), |v| format!("{v:.1}{unit}"))
+}
+
+/// `sightline request ID`: one timeline of the request's spans (as bars),
+/// logs and errors, each at its moment, then its route's rate and latency.
 pub fn request(a: IdArgs) -> Result<(), String> {
     let c = Client::new(&a.server)?;
     let v = c.get(&format!("/api/v1/requests/{}", enc(&a.id)), &[])?;
@@ -376,42 +415,133 @@ pub fn request(a: IdArgs) -> Result<(), String> {
         c.print_json(&v);
         return Ok(());
     }
+    let mut spans = Vec::new();
+    flatten_spans(&v["spans"], &mut spans);
+    let mut moments: Vec<(i64, u8, Moment)> = Vec::new();
+    for s in &spans {
+        moments.push((s["start_ns"].as_i64().unwrap_or(0), 0, Moment::Span(s)));
+    }
+    for l in v["logs"].as_array().into_iter().flatten() {
+        moments.push((l["timestamp_ns"].as_i64().unwrap_or(0), 1, Moment::Log(l)));
+    }
+    for e in v["errors"].as_array().into_iter().flatten() {
+        let t = e["timestamp"]
+            .as_str()
+            .and_then(|s| sightline_query::time::parse_time(s, 0).ok())
+            .unwrap_or(0);
+        moments.push((t, 2, Moment::Error(e)));
+    }
+    moments.sort_by_key(|(t, k, _)| (*t, *k));
+    let origin = moments.first().map_or(0, |m| m.0);
+    let last = spans
+        .iter()
+        .filter_map(|s| s["end_ns"].as_i64())
+        .chain(moments.iter().map(|m| m.0))
+        .max()
+        .unwrap_or(origin);
     let services: Vec<&str> = v["services"]
         .as_array()
         .into_iter()
         .flatten()
         .filter_map(|s| s.as_str())
-        .collect();
+        .chain(spans.iter().filter_map(|s| s["service"].as_str()))
+        .fold(Vec::new(), |mut acc, s| {
+            if !acc.contains(&s) {
+                acc.push(s);
+            }
+            acc
+        });
     let levels: Vec<String> = v["levels"]
         .as_object()
         .into_iter()
         .flatten()
         .map(|(k, n)| format!("{k}={n}"))
         .collect();
+    let n_traces = v["traces"].as_array().map_or(0, Vec::len);
     println!(
-        "{} {}  {}  {:.1} ms  {}",
+        "{} {}  {}  {:.1} ms  {} spans in {} traces, {} logs, {} errors  {}",
         c.paint("1", "request"),
         c.paint("1", &a.id),
         services.join(", "),
-        v["duration_ms"].as_f64().unwrap_or(0.0),
+        (last - origin) as f64 / 1e6,
+        spans.len(),
+        n_traces,
+        v["logs"].as_array().map_or(0, Vec::len),
+        v["errors"].as_array().map_or(0, Vec::len),
         levels.join(" ")
     );
-    let first = v["logs"][0]["timestamp_ns"].as_i64().unwrap_or(0);
-    for l in v["logs"].as_array().into_iter().flatten() {
-        let off = (l["timestamp_ns"].as_i64().unwrap_or(first) - first) as f64 / 1e6;
-        println!("{}", c.log_line(l, &format!("{:>+10.1}ms  ", off)));
-    }
-    for e in v["errors"].as_array().into_iter().flatten() {
+    let r = &v["route"];
+    if r.is_object() {
         println!(
-            "  {} {}  {}  (sightline issue {})",
-            c.paint("31", "error"),
-            e["timestamp"].as_str().unwrap_or(""),
-            c.paint("1", e["title"].as_str().unwrap_or("")),
-            e["issue_id"].as_str().unwrap_or("?"),
+            "  {} {} ({}): {} req/s, {} errors, p50 {}, p95 {}, p99 {}  ({} around {})",
+            c.paint("2", "route"),
+            c.paint("1", r["operation"].as_str().unwrap_or("")),
+            r["service"].as_str().unwrap_or(""),
+            r["rate_per_s"]
+                .as_f64()
+                .map_or("-".into(), |x| format!("{x:.2}")),
+            r["error_ratio"]
+                .as_f64()
+                .map_or("-".into(), |x| format!("{:.1}%", x * 100.0)),
+            ms(r["p50_ms"].as_f64(), " ms"),
+            ms(r["p95_ms"].as_f64(), " ms"),
+            ms(r["p99_ms"].as_f64(), " ms"),
+            r["window"].as_str().unwrap_or(""),
+            r["at"].as_str().unwrap_or(""),
         );
     }
-    if let Some(items) = v["spans"].as_array().filter(|a| !a.is_empty()) {
-        println!("{} spans", items.len());
+    for (t, _, m) in &moments {
+        let off = format!("{:>+10.1}ms  ", (t - origin) as f64 / 1e6);
+        match m {
+            Moment::Span(s) => {
+                let failed = s["status"] == "error";
+                let b = bar(
+                    s["start_ns"].as_i64().unwrap_or(*t),
+                    s["end_ns"].as_i64().unwrap_or(*t),
+                    origin,
+                    last - origin,
+                );
+                let depth = s["depth"].as_u64().unwrap_or(0) as usize;
+                let name = format!(
+                    "{}{}",
+                    "  ".repeat(depth.min(12)),
+                    s["name"].as_str().unwrap_or("")
+                );
+                let mut line = format!(
+                    "{off}{} {}  {:.1} ms  {}",
+                    c.paint(if failed { "31" } else { "34" }, &b),
+                    c.paint("1", &name),
+                    s["duration_ms"].as_f64().unwrap_or(0.0),
+                    c.paint("2", s["service"].as_str().unwrap_or("")),
+                );
+                if failed {
+                    line.push_str(&format!(
+                        "  {} {}",
+                        c.paint("31", "✗ error"),
+                        s["status_message"].as_str().unwrap_or("")
+                    ));
+                }
+                for e in s["events"].as_array().into_iter().flatten() {
+                    if e["name"] == "exception" {
+                        line.push_str(&format!(
+                            "\n{}  {} {}: {}",
+                            " ".repeat(14),
+                            c.paint("31", "exception"),
+                            e["attributes"]["exception.type"].as_str().unwrap_or(""),
+                            e["attributes"]["exception.message"].as_str().unwrap_or("")
+                        ));
+                    }
+                }
+                println!("{line}");
+            }
+            Moment::Log(l) => println!("{}", c.log_line(l, &off)),
+            Moment::Error(e) => println!(
+                "{off}{} {}  (sightline issue {})",
+                c.paint("1;31", "ERROR   "),
+                c.paint("1", e["title"].as_str().unwrap_or("")),
+                e["issue_id"].as_str().unwrap_or("?"),
+            ),
+        }
     }
     Ok(())
 }

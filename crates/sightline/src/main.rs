@@ -39,7 +39,7 @@ enum Command {
     },
     /// Search logs: `sightline logs 'service:api level:>=warning' --since 1h [-f]`.
     Logs(client::LogsArgs),
-    /// One request's timeline: every log line of a request id, oldest first.
+    /// One request: its spans as bars, logs and errors at their moments, its route's rate and latency.
     Request(client::IdArgs),
     /// One flow: its steps, status and where it stopped.
     Flow(client::IdArgs),
