@@ -435,12 +435,19 @@ mod tests {
     #[test]
     fn secrets_in_attributes_are_masked() {
         let mut o = otlp("x");
+        o.attributes.insert(
+            "http.request.header.authorization".into(),
+            Value::from("Bearer abc"),
+        );
         o.attributes
-            .insert("http.request.header.authorization".into(), Value::from("Bearer abc"));
-        o.attributes.insert("password".into(), Value::from("hunter2"));
+            .insert("password".into(), Value::from("hunter2"));
         let (s, n) = from_otlp(o, &scrubber()).unwrap();
         assert!(n >= 2, "{n}");
-        assert!(!s.attributes.contains("hunter2") && !s.attributes.contains("abc"), "{}", s.attributes);
+        assert!(
+            !s.attributes.contains("hunter2") && !s.attributes.contains("abc"),
+            "{}",
+            s.attributes
+        );
     }
 
     fn otlp(name: &str) -> OtlpSpan {
@@ -477,7 +484,10 @@ mod tests {
     fn bad_ids_are_refused_with_a_reason() {
         let mut o = otlp("x");
         o.trace_id = "00000000000000000000000000000000".into();
-        assert!(from_otlp(o, &scrubber()).unwrap_err().0.contains("trace_id"));
+        assert!(from_otlp(o, &scrubber())
+            .unwrap_err()
+            .0
+            .contains("trace_id"));
         let mut o = otlp("x");
         o.span_id = "abc".into();
         assert!(from_otlp(o, &scrubber()).unwrap_err().0.contains("span_id"));

@@ -237,7 +237,14 @@ impl Traces {
             .filter(|p| p.max_ts >= q.start_ns && p.min_ts < q.end_ns)
             .collect();
         parts.sort_by_key(|p| std::cmp::Reverse(p.max_ts));
-        let cols = ["trace_id", "name", "service", "start", "duration_ns", "status"];
+        let cols = [
+            "trace_id",
+            "name",
+            "service",
+            "start",
+            "duration_ns",
+            "status",
+        ];
         let start_idx = spans::col_index("start");
         let svc_idx = spans::col_index("service");
         for p in parts {
@@ -329,11 +336,7 @@ pub fn root_of(spans: &[Span]) -> Option<&Span> {
     let ids: HashSet<&str> = spans.iter().map(|s| s.span_id.as_str()).collect();
     spans
         .iter()
-        .filter(|s| {
-            s.parent_span_id
-                .as_deref()
-                .is_none_or(|p| !ids.contains(p))
-        })
+        .filter(|s| s.parent_span_id.as_deref().is_none_or(|p| !ids.contains(p)))
         .min_by_key(|s| (s.parent_span_id.is_some(), s.start_ns))
 }
 

@@ -315,12 +315,13 @@ pub fn build(config: Config) -> anyhow_like::Result<AppState> {
         scrape::Target::from_config(t, &config.metrics, "config")
             .map_err(|e| format!("[[targets]]: {e}"))?;
     }
-    let spans = sightline_store::spans::SpanStore::open(config.span_store_config()).map_err(|e| {
-        format!(
-            "cannot open the span store in {}: {e}",
-            sightline_store::files::traces_dir(&config.data_dir).display()
-        )
-    })?;
+    let spans =
+        sightline_store::spans::SpanStore::open(config.span_store_config()).map_err(|e| {
+            format!(
+                "cannot open the span store in {}: {e}",
+                sightline_store::files::traces_dir(&config.data_dir).display()
+            )
+        })?;
     let prober = Arc::new(probe::Prober::new(tsdb.clone()));
     let scraper = scrape::Scraper::new(tsdb.clone(), &config.metrics, Some(prober.clone()));
     let normalizer = Normalizer::new(Scrubber::new(&config.scrub), config.limits.max_record_bytes);

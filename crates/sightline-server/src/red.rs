@@ -18,17 +18,28 @@ pub const DURATION: &str = "sightline_span_duration_seconds";
 pub const MAX_OPERATIONS: usize = 5_000;
 pub const OTHER: &str = "_other";
 
+/// When a series was first counted, and whether it has been written since.
+/// Its first write is preceded by a 0 at that moment: the spans counted
+/// before the first write are then an increase `rate()` sees, not the
+/// series' starting value.
+#[derive(Debug, Default, Clone, Copy)]
+struct Born {
+    ms: i64,
+    written: bool,
+}
+
 #[derive(Debug, Default)]
 struct Hist {
     /// Per bucket, not cumulative; the last is +Inf.
     counts: Vec<u64>,
     sum: f64,
     count: u64,
+    born: Born,
 }
 
 #[derive(Debug, Default)]
 struct State {
-    calls: HashMap<(String, String, String), u64>,
+    calls: HashMap<(String, String, String), (u64, Born)>,
     hist: HashMap<(String, String), Hist>,
 }
 
@@ -56,6 +67,10 @@ impl Red {
 
     /// Counts acknowledged spans.
     pub fn observe(&self, spans: &[Span]) {
+        let born = Born {
+            ms: crate::scrape::now_ms(),
+            written: false,
+        };
         let mut st = self.state.lock();
         for s in spans {
             let key = (s.service.clone(), s.name.clone());
@@ -64,13 +79,15 @@ impl Red {
             } else {
                 (s.service.clone(), OTHER.to_string())
             };
-            *st.calls
+            st.calls
                 .entry((key.0.clone(), key.1.clone(), s.status.clone()))
-                .or_default() += 1;
+                .or_insert((0, born))
+                .0 += 1;
             let secs = s.duration_ns() as f64 / 1e9;
             let n = self.buckets.len();
             let h = st.hist.entry(key).or_insert_with(|| Hist {
                 counts: vec![0; n + 1],
+                born,
                 ..Default::default()
             });
             let i = self.buckets.partition_point(|b| *b < secs);
@@ -80,18 +97,24 @@ impl Red {
         }
     }
 
-    /// Every series at `ts_ms`, cumulative.
+    /// Every series at `ts_ms`, cumulative (a new series' first write also
+    /// holds a 0 at the moment it was first counted).
     pub fn samples(&self, ts_ms: i64) -> Vec<SeriesSamples> {
-        let st = self.state.lock();
+        let mut st = self.state.lock();
         let mut out = Vec::with_capacity(st.calls.len() + st.hist.len() * (self.buckets.len() + 3));
-        let series = |name: &str, mut extra: Vec<(String, String)>, v: f64| {
+        let series = |name: &str, mut extra: Vec<(String, String)>, v: f64, born: Born| {
             extra.push(("__name__".into(), name.into()));
+            let mut samples = Vec::with_capacity(2);
+            if !born.written && born.ms < ts_ms {
+                samples.push((born.ms, 0.0));
+            }
+            samples.push((ts_ms, v));
             SeriesSamples {
                 labels: Labels::new(extra),
-                samples: vec![(ts_ms, v)],
+                samples,
             }
         };
-        for ((service, op, status), n) in &st.calls {
+        for ((service, op, status), (n, born)) in &st.calls {
             out.push(series(
                 CALLS,
                 vec![
@@ -100,6 +123,7 @@ impl Red {
                     ("status".into(), status.clone()),
                 ],
                 *n as f64,
+                *born,
             ));
         }
         for ((service, op), h) in &st.hist {
@@ -110,13 +134,32 @@ impl Red {
             let mut cum = 0u64;
             for (i, c) in h.counts.iter().enumerate() {
                 cum += c;
-                let le = self.buckets.get(i).map_or("+Inf".to_string(), |b| fmt_le(*b));
+                let le = self
+                    .buckets
+                    .get(i)
+                    .map_or("+Inf".to_string(), |b| fmt_le(*b));
                 let mut l = base.clone();
                 l.push(("le".into(), le));
-                out.push(series(&format!("{DURATION}_bucket"), l, cum as f64));
+                out.push(series(&format!("{DURATION}_bucket"), l, cum as f64, h.born));
             }
-            out.push(series(&format!("{DURATION}_sum"), base.clone(), h.sum));
-            out.push(series(&format!("{DURATION}_count"), base, h.count as f64));
+            out.push(series(
+                &format!("{DURATION}_sum"),
+                base.clone(),
+                h.sum,
+                h.born,
+            ));
+            out.push(series(
+                &format!("{DURATION}_count"),
+                base,
+                h.count as f64,
+                h.born,
+            ));
+        }
+        for (_, born) in st.calls.values_mut() {
+            born.written = true;
+        }
+        for h in st.hist.values_mut() {
+            h.born.written = true;
         }
         out
     }
@@ -176,7 +219,12 @@ mod tests {
             span("GET /a", 50, "error"),
             span("GET /a", 500, "ok"),
         ]);
-        let s = red.samples(1000);
+        let s = red.samples(i64::MAX);
+        // The first write starts each series at 0 when it was first counted.
+        assert!(s
+            .iter()
+            .all(|x| x.samples.len() == 2 && x.samples[0].1 == 0.0));
+        assert!(red.samples(i64::MAX).iter().all(|x| x.samples.len() == 1));
         let get = |name: &str, le: Option<&str>, status: Option<&str>| -> f64 {
             s.iter()
                 .find(|x| {
@@ -186,7 +234,7 @@ mod tests {
                         && le.is_none_or(|le| has("le", le))
                         && status.is_none_or(|st| has("status", st))
                 })
-                .map(|x| x.samples[0].1)
+                .map(|x| x.samples.last().unwrap().1)
                 .unwrap()
         };
         assert_eq!(get(CALLS, None, Some("ok")), 2.0);
@@ -195,7 +243,10 @@ mod tests {
         assert_eq!(get(b, Some("0.01"), None), 1.0);
         assert_eq!(get(b, Some("0.1"), None), 2.0);
         assert_eq!(get(b, Some("+Inf"), None), 3.0);
-        assert_eq!(get("sightline_span_duration_seconds_count", None, None), 3.0);
+        assert_eq!(
+            get("sightline_span_duration_seconds_count", None, None),
+            3.0
+        );
     }
 
     #[test]
@@ -208,9 +259,19 @@ mod tests {
         let others = red
             .samples(0)
             .iter()
-            .filter(|x| x.labels.0.iter().any(|(k, v)| k == "__name__" && v == CALLS))
-            .filter(|x| x.labels.0.iter().any(|(k, v)| k == "operation" && v == OTHER))
-            .map(|x| x.samples[0].1)
+            .filter(|x| {
+                x.labels
+                    .0
+                    .iter()
+                    .any(|(k, v)| k == "__name__" && v == CALLS)
+            })
+            .filter(|x| {
+                x.labels
+                    .0
+                    .iter()
+                    .any(|(k, v)| k == "operation" && v == OTHER)
+            })
+            .map(|x| x.samples.last().unwrap().1)
             .sum::<f64>();
         assert_eq!(others, 10.0);
     }

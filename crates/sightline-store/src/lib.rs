@@ -27,12 +27,12 @@ pub mod stats;
 pub mod tsdb;
 pub mod wal;
 
+use arrow::array::RecordBatch;
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
 use manifest::{Manifest, PartMeta};
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 use sightline_pipeline::timefmt::now_ns;
-use arrow::array::RecordBatch;
 use sightline_pipeline::LogRecord;
 pub use stats::StoreStats;
 use std::collections::BTreeMap;

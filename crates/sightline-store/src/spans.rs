@@ -102,7 +102,10 @@ pub fn to_batch(rows: &[&Span]) -> RecordBatch {
         Arc::new(b.finish())
     };
     let ts = |f: &dyn Fn(&Span) -> i64| -> ArrayRef {
-        Arc::new(TimestampNanosecondArray::from_iter_values(rows.iter().map(|r| f(r))).with_timezone("UTC"))
+        Arc::new(
+            TimestampNanosecondArray::from_iter_values(rows.iter().map(|r| f(r)))
+                .with_timezone("UTC"),
+        )
     };
     let columns: Vec<ArrayRef> = COLUMNS
         .iter()
@@ -207,7 +210,14 @@ fn writer_props(rows: usize, zstd_level: i32) -> WriterProperties {
     for c in ["attributes", "events", "resource", "status_message"] {
         b = b.set_column_statistics_enabled(ColumnPath::from(c), EnabledStatistics::None);
     }
-    for c in ["trace_id", "span_id", "parent_span_id", "request_id", "attributes", "events"] {
+    for c in [
+        "trace_id",
+        "span_id",
+        "parent_span_id",
+        "request_id",
+        "attributes",
+        "events",
+    ] {
         b = b.set_column_dictionary_enabled(ColumnPath::from(c), false);
     }
     let ndv = rows.clamp(1, ROW_GROUP_ROWS) as u64;
@@ -238,7 +248,10 @@ pub fn open(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>, StoreE
     Ok(b)
 }
 
-pub fn check(meta: &parquet::file::metadata::ParquetMetaData, path: &Path) -> Result<(), StoreError> {
+pub fn check(
+    meta: &parquet::file::metadata::ParquetMetaData,
+    path: &Path,
+) -> Result<(), StoreError> {
     part::check_format(meta, path, PART_FORMAT, PART_VERSION, COLUMNS.len())
 }
 
@@ -429,7 +442,11 @@ pub(crate) mod tests {
             request_id: (i % 4 == 0).then(|| format!("req-{}", i / 4)),
             environment: None,
             attributes: format!("{{\"i\":{i}}}"),
-            events: if i % 3 == 0 { "[{\"name\":\"e\"}]".into() } else { "[]".into() },
+            events: if i % 3 == 0 {
+                "[{\"name\":\"e\"}]".into()
+            } else {
+                "[]".into()
+            },
             resource: "{\"service.name\":\"api\"}".into(),
             source: "otlp".into(),
         }
@@ -470,6 +487,9 @@ pub(crate) mod tests {
         assert_eq!(rows, want);
         assert_eq!(parts[0].min_ts, span(0).start_ns);
         assert_eq!(parts[0].max_ts, span(299).start_ns);
-        assert!(dir.path().join(&parts[0].path).starts_with(dir.path().join("parts/spans")));
+        assert!(dir
+            .path()
+            .join(&parts[0].path)
+            .starts_with(dir.path().join("parts/spans")));
     }
 }

@@ -117,14 +117,10 @@ async fn run_ingest(
     .await?;
     store_spans(app, c.spans).await?;
     if c.scrubbed > 0 {
-        app.metrics
-            .scrubbed
-            .inc_by(&[ENDPOINT], c.scrubbed as u64);
+        app.metrics.scrubbed.inc_by(&[ENDPOINT], c.scrubbed as u64);
     }
     if c.rejected > 0 {
-        app.metrics
-            .rejected
-            .inc_by(&[ENDPOINT, "span"], c.rejected);
+        app.metrics.rejected.inc_by(&[ENDPOINT, "span"], c.rejected);
     }
     let body = otlp_traces::export_response(otlp, c.rejected, &c.reasons.join("; "));
     let ct = match otlp {
@@ -252,9 +248,7 @@ fn query_of(p: &SearchParams) -> Result<TraceQuery, ApiError> {
         }
     };
     let min_duration_ns = ne(&p.min_duration)
-        .map(|d| {
-            parse_duration(&d).map_err(|e| ApiError::BadRequest(format!("min_duration: {e}")))
-        })
+        .map(|d| parse_duration(&d).map_err(|e| ApiError::BadRequest(format!("min_duration: {e}"))))
         .transpose()?;
     let limit = match ne(&p.limit) {
         None => DEFAULT_LIMIT,
@@ -309,7 +303,9 @@ pub fn route_stats(app: &App, service: &str, operation: &str, at_ns: i64) -> Val
     let at_ms = (at_ns / 1_000_000 + 5 * 60 * 1000).min(crate::scrape::now_ms());
     let scalar = |q: String| -> Option<f64> {
         match app.promql.instant(&TsdbStorage(&app.tsdb), &q, at_ms) {
-            Ok(sightline_promql::Value::Vector(v)) => v.first().map(|s| s.v).filter(|v| v.is_finite()),
+            Ok(sightline_promql::Value::Vector(v)) => {
+                v.first().map(|s| s.v).filter(|v| v.is_finite())
+            }
             Ok(sightline_promql::Value::Scalar(_, v)) => Some(v).filter(|v| v.is_finite()),
             _ => None,
         }
@@ -365,13 +361,22 @@ mod tests {
 
     #[test]
     fn search_parameters() {
-        let q = query_of(&params("service=api&status=error&min_duration=250ms&limit=5")).unwrap();
+        let q = query_of(&params(
+            "service=api&status=error&min_duration=250ms&limit=5",
+        ))
+        .unwrap();
         assert_eq!(q.service.as_deref(), Some("api"));
         assert!(q.error);
         assert_eq!(q.min_duration_ns, Some(250_000_000));
         assert_eq!(q.limit, 5);
         assert!(q.end_ns - q.start_ns >= DEFAULT_WINDOW_NS);
-        for bad in ["status=broken", "min_duration=soon", "limit=0", "limit=100000", "start=yesterday"] {
+        for bad in [
+            "status=broken",
+            "min_duration=soon",
+            "limit=0",
+            "limit=100000",
+            "start=yesterday",
+        ] {
             let e = query_of(&params(bad)).unwrap_err();
             assert_eq!(e.status(), StatusCode::BAD_REQUEST, "{bad}");
         }

@@ -13,3 +13,4 @@ mod search;
 mod sentry;
 mod ship;
 mod support;
+mod traces;
