@@ -11,6 +11,13 @@ Errors also go to Sentry (or any Sentry-compatible server, such as Sightline)
 when SENTRY_DSN is set: handled errors with tags, context and user, unhandled
 ones through the FastAPI integration, messages, cron check-ins and Sentry
 structured logs. Without SENTRY_DSN the SDK stays off and nothing changes.
+
+Spans go to an OTLP/HTTP endpoint (such as Sightline's `/v1/traces`) when
+OTEL_EXPORTER_OTLP_ENDPOINT is set, through opentelemetry-sdk: a server span
+per request carrying its request id, child spans for scoring and for each
+retake step (a failing step records its exception and error status), and
+the trace id bound to the request's log lines. Without it the OpenTelemetry
+API is a no-op.
 """
 
 import logging
@@ -36,6 +43,21 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sentry_sdk import logger as sentry_logger  # Sentry structured logs (enable_logs)
 from sentry_sdk.crons import monitor
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+TRACER_PROVIDER = None
+if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    TRACER_PROVIDER = TracerProvider(resource=Resource.create({"service.name": "assessments"}))
+    # Sends to $OTEL_EXPORTER_OTLP_ENDPOINT/v1/traces in protobuf.
+    TRACER_PROVIDER.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    trace.set_tracer_provider(TRACER_PROVIDER)
+tracer = trace.get_tracer("assessments")
 
 structlog.configure(
     processors=[
@@ -102,22 +124,35 @@ async def request_context(request: Request, call_next):
         return await call_next(request)
     request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
     structlog.contextvars.clear_contextvars()
-    structlog.contextvars.bind_contextvars(
-        request_id=request_id, method=request.method, path=request.url.path)
     IN_FLIGHT.inc()
     start = time.perf_counter()
     status = 500
-    try:
-        response = await call_next(request)
-        status = response.status_code
-    finally:
-        structlog.contextvars.clear_contextvars()
-        IN_FLIGHT.dec()
-        # The route template, not the raw path: bounded label values.
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        HTTP_REQUESTS.labels(request.method, path, str(status)).inc()
-        HTTP_DURATION.labels(request.method, path).observe(time.perf_counter() - start)
+    # The server span: named after the route once routing has run; an
+    # exception escaping it is recorded on it with an error status.
+    with tracer.start_as_current_span(
+            f"{request.method} {request.url.path}", kind=SpanKind.SERVER,
+            attributes={"http.request.method": request.method, "url.path": request.url.path,
+                        "request_id": request_id}) as span:
+        ctx = span.get_span_context()
+        ids = {"trace_id": format(ctx.trace_id, "032x")} if ctx.is_valid else {}
+        structlog.contextvars.bind_contextvars(
+            request_id=request_id, method=request.method, path=request.url.path, **ids)
+        try:
+            response = await call_next(request)
+            status = response.status_code
+        finally:
+            structlog.contextvars.clear_contextvars()
+            IN_FLIGHT.dec()
+            # The route template, not the raw path: bounded label values.
+            route = request.scope.get("route")
+            path = getattr(route, "path", "unmatched")
+            span.update_name(f"{request.method} {path}")
+            span.set_attribute("http.route", path)
+            span.set_attribute("http.response.status_code", status)
+            if status >= 500:
+                span.set_status(Status(StatusCode.ERROR, f"HTTP {status}"))
+            HTTP_REQUESTS.labels(request.method, path, str(status)).inc()
+            HTTP_DURATION.labels(request.method, path).observe(time.perf_counter() - start)
     response.headers["x-request-id"] = request_id
     return response
 
@@ -143,9 +178,11 @@ async def submit(assessment_id: str, body: Submission, user_id: str = Depends(cu
             SUBMISSIONS.labels("rejected").inc()
             return JSONResponse({"detail": f"unknown question {question_id}"}, status_code=422)
     try:
-        score = sum(QUESTIONS[q] * option for q, option in body.answers.items())
-        if not 0 <= score <= MAX_SCORE:
-            raise ValueError(f"score out of range for assessment {assessment_id}: {score}")
+        with tracer.start_as_current_span("score_submission",
+                                          attributes={"assessment_id": assessment_id}):
+            score = sum(QUESTIONS[q] * option for q, option in body.answers.items())
+            if not 0 <= score <= MAX_SCORE:
+                raise ValueError(f"score out of range for assessment {assessment_id}: {score}")
     except ValueError as e:
         log.exception("assessment_submit_failed", assessment_id=assessment_id,
                       error_type=type(e).__name__)
@@ -188,16 +225,18 @@ async def retake(assessment_id: str, fail_at: str | None = None, hang: bool = Fa
     with structlog.contextvars.bound_contextvars(flow_id=flow_id):
         log.info("retake_flow_started", assessment_id=assessment_id)
         try:
-            if fail_at == "load_completed":
-                raise StepFailed(FAILURES[fail_at])
-            previous = ANSWERS.get((user_id, assessment_id), {})
+            with tracer.start_as_current_span("retake.load", attributes={"flow_id": flow_id}):
+                if fail_at == "load_completed":
+                    raise StepFailed(FAILURES[fail_at])
+                previous = ANSWERS.get((user_id, assessment_id), {})
             log.debug("retake_flow_step", step="load_completed", answers=len(previous))
             if hang:
                 return JSONResponse({"flow_id": flow_id, "status": "pending"}, status_code=202)
             for step in ("clear_answers", "enable_retake"):
                 log.debug("retake_flow_step", step=step)
-                if fail_at == step:
-                    raise StepFailed(FAILURES[step])
+                with tracer.start_as_current_span(f"retake.{step}", attributes={"flow_id": flow_id}):
+                    if fail_at == step:
+                        raise StepFailed(FAILURES[step])
             ANSWERS.pop((user_id, assessment_id), None)
         except StepFailed as e:
             log.error("retake_flow_failed", error=str(e), error_type=type(e).__name__)
@@ -317,6 +356,12 @@ async def sentry_status():
             "brotli_importable": getattr(sentry_sdk.transport, "brotli", None) is not None,
             "release": client.options.get("release") if client.is_active() else None,
             "environment": client.options.get("environment") if client.is_active() else None}
+
+
+@app.post("/admin/otel/flush")
+def otel_flush():
+    """Test hook: export every finished span now."""
+    return {"flushed": TRACER_PROVIDER.force_flush(10_000) if TRACER_PROVIDER else False}
 
 
 @app.post("/admin/sentry/flush")

@@ -30,16 +30,18 @@ fn check_id(what: &str, id: &str) -> Result<(), ApiError> {
 }
 
 /// The span a request's rate and latency are read for: its server span
-/// (else its earliest root), as (service, operation, start).
+/// (an OTLP one first), else its earliest root.
 fn request_span<'a>(spans: &'a [Span], request_id: &str) -> Option<&'a Span> {
     let tagged = || {
         spans
             .iter()
             .filter(move |s| s.request_id.as_deref() == Some(request_id))
     };
+    // OpenTelemetry's server span names the route as the service's metrics
+    // do; a Sentry transaction names it without the method.
     tagged()
         .filter(|s| s.kind == "server")
-        .min_by_key(|s| s.start_ns)
+        .min_by_key(|s| (s.source != "otlp", s.start_ns))
         .or_else(|| tagged().min_by_key(|s| (s.parent_span_id.is_some(), s.start_ns)))
 }
 
