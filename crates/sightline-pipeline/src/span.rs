@@ -8,6 +8,7 @@ use crate::Scrubber;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use sightline_protocol::otlp_traces::OtlpSpan;
+use std::sync::Arc;
 
 /// Most attributes kept per span (and per span event); the rest are dropped
 /// and counted in `sightline.dropped_attributes`.
@@ -175,9 +176,75 @@ fn scrub_map(map: &mut Map<String, Value>, scrubber: &Scrubber) -> usize {
     n
 }
 
-/// An OTLP span as stored, scrubbed and bounded, with how many values the
-/// scrubber masked. Errors name what is wrong with it (bad ids).
+/// What a span takes from its resource, computed once per resource.
+#[derive(Debug, Clone)]
+struct ResourceParts {
+    json: String,
+    service: String,
+    environment: Option<String>,
+}
+
+fn resource_parts(resource: &Map<String, Value>) -> ResourceParts {
+    let mut resource = resource.clone();
+    bound_object(&mut resource);
+    let service = resource
+        .get("service.name")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .unwrap_or("unknown_service")
+        .to_string();
+    let environment = resource
+        .get("deployment.environment.name")
+        .or_else(|| resource.get("deployment.environment"))
+        .and_then(Value::as_str)
+        .map(String::from);
+    ResourceParts {
+        json: to_json(resource),
+        service: cut(service, MAX_NAME_BYTES),
+        environment,
+    }
+}
+
+/// Converts the spans of one export: the resource of consecutive spans that
+/// share it is bounded and serialized once.
+pub struct OtlpConverter<'a> {
+    scrubber: &'a Scrubber,
+    last: Option<(Arc<Map<String, Value>>, ResourceParts)>,
+}
+
+impl<'a> OtlpConverter<'a> {
+    pub fn new(scrubber: &'a Scrubber) -> OtlpConverter<'a> {
+        OtlpConverter {
+            scrubber,
+            last: None,
+        }
+    }
+
+    /// An OTLP span as stored, scrubbed and bounded, with how many values the
+    /// scrubber masked. Errors name what is wrong with it (bad ids).
+    pub fn convert(&mut self, s: OtlpSpan) -> Result<(Span, usize), SpanError> {
+        let parts = match &self.last {
+            Some((r, p)) if Arc::ptr_eq(r, &s.resource) => p.clone(),
+            _ => {
+                let p = resource_parts(&s.resource);
+                self.last = Some((s.resource.clone(), p.clone()));
+                p
+            }
+        };
+        convert(s, parts, self.scrubber)
+    }
+}
+
+/// One OTLP span as stored (see [`OtlpConverter`], which this uses).
 pub fn from_otlp(s: OtlpSpan, scrubber: &Scrubber) -> Result<(Span, usize), SpanError> {
+    OtlpConverter::new(scrubber).convert(s)
+}
+
+fn convert(
+    s: OtlpSpan,
+    resource: ResourceParts,
+    scrubber: &Scrubber,
+) -> Result<(Span, usize), SpanError> {
     if !valid_id(&s.trace_id, 32) {
         return Err(SpanError(format!(
             "span {:?}: trace_id must be 16 bytes, not all zero",
@@ -217,19 +284,6 @@ pub fn from_otlp(s: OtlpSpan, scrubber: &Scrubber) -> Result<(Span, usize), Span
     if dropped > 0 {
         attributes.insert("sightline.dropped".into(), Value::from(dropped));
     }
-    let mut resource = s.resource;
-    bound_object(&mut resource);
-    let service = resource
-        .get("service.name")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .unwrap_or("unknown_service")
-        .to_string();
-    let environment = resource
-        .get("deployment.environment.name")
-        .or_else(|| resource.get("deployment.environment"))
-        .and_then(Value::as_str)
-        .map(String::from);
     let start = i64::try_from(s.start_time_unix_nano).unwrap_or(i64::MAX);
     let end = i64::try_from(s.end_time_unix_nano)
         .unwrap_or(i64::MAX)
@@ -240,7 +294,7 @@ pub fn from_otlp(s: OtlpSpan, scrubber: &Scrubber) -> Result<(Span, usize), Span
         parent_span_id: Some(s.parent_span_id).filter(|p| valid_id(p, 16)),
         name: cut(s.name, MAX_NAME_BYTES),
         op: None,
-        service: cut(service, MAX_NAME_BYTES),
+        service: resource.service,
         kind: match s.kind {
             1 => "internal",
             2 => "server",
@@ -262,10 +316,10 @@ pub fn from_otlp(s: OtlpSpan, scrubber: &Scrubber) -> Result<(Span, usize), Span
             .filter(|m| !m.is_empty())
             .map(|m| cut(m, MAX_VALUE_BYTES)),
         request_id,
-        environment,
+        environment: resource.environment,
         attributes: to_json(attributes),
         events: serde_json::to_string(&events).unwrap_or_else(|_| "[]".into()),
-        resource: to_json(resource),
+        resource: resource.json,
         source: "otlp".into(),
     };
     Ok((span, scrubbed))
@@ -465,7 +519,7 @@ mod tests {
                 .unwrap(),
             dropped_attributes: 0,
             events: vec![],
-            resource: serde_json::from_str(r#"{"service.name":"api"}"#).unwrap(),
+            resource: Arc::new(serde_json::from_str(r#"{"service.name":"api"}"#).unwrap()),
             scope_name: String::new(),
         }
     }

@@ -109,6 +109,30 @@ fn mutated_otlp_bodies_never_panic() {
 }
 
 #[test]
+fn mutated_otlp_trace_bodies_never_panic() {
+    let scrubber = Scrubber::new(&ScrubConfig::default());
+    let seed = fixture("otlp/31-traces.pb");
+    let mut rng = Rng(11);
+    let (mut decoded, mut stored) = (0, 0);
+    for _ in 0..3_000 {
+        let input = mutate(&mut rng, &seed);
+        for enc in [OtlpEncoding::Protobuf, OtlpEncoding::Json] {
+            if let Ok(spans) = sightline_protocol::otlp_traces::decode_traces(&input, enc) {
+                decoded += 1;
+                for s in spans {
+                    if let Ok((span, _)) = sightline_pipeline::span::from_otlp(s, &scrubber) {
+                        assert!(span.end_ns >= span.start_ns);
+                        assert_eq!(span.trace_id.len(), 32);
+                        stored += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert!(decoded > 0 && stored > 0, "{decoded} {stored}");
+}
+
+#[test]
 fn random_timestamps_never_panic() {
     let mut rng = Rng(3);
     for _ in 0..50_000 {

@@ -8,6 +8,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use prost::Message;
 use serde_json::{Map, Value};
+use std::sync::Arc;
 
 /// One span event (an exception, a log line on the span).
 #[derive(Debug, Clone, PartialEq)]
@@ -36,8 +37,21 @@ pub struct OtlpSpan {
     pub attributes: Map<String, Value>,
     pub dropped_attributes: u32,
     pub events: Vec<OtlpSpanEvent>,
-    pub resource: Map<String, Value>,
+    /// Shared by the spans of one `ResourceSpans`.
+    pub resource: Arc<Map<String, Value>>,
     pub scope_name: String,
+}
+
+/// Lowercase hex of an id (`hex::encode` goes through `char`s: this runs
+/// three times per span).
+fn id_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = Vec::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[(b >> 4) as usize]);
+        out.push(DIGITS[(b & 15) as usize]);
+    }
+    String::from_utf8(out).expect("hex digits are ASCII")
 }
 
 /// Decodes an OTLP traces export body.
@@ -51,21 +65,22 @@ pub fn decode_traces(body: &[u8], encoding: OtlpEncoding) -> Result<Vec<OtlpSpan
     };
     let mut out = Vec::new();
     for rs in request.resource_spans {
-        let resource = rs
-            .resource
-            .map(|r| attributes_to_map(&r.attributes))
-            .unwrap_or_default();
+        let resource = Arc::new(
+            rs.resource
+                .map(|r| attributes_to_map(&r.attributes))
+                .unwrap_or_default(),
+        );
         for ss in rs.scope_spans {
             let scope_name = ss.scope.map(|s| s.name).unwrap_or_default();
             for s in ss.spans {
                 let status = s.status.unwrap_or_default();
                 out.push(OtlpSpan {
-                    trace_id: hex::encode(&s.trace_id),
-                    span_id: hex::encode(&s.span_id),
+                    trace_id: id_hex(&s.trace_id),
+                    span_id: id_hex(&s.span_id),
                     parent_span_id: if s.parent_span_id.iter().all(|b| *b == 0) {
                         String::new()
                     } else {
-                        hex::encode(&s.parent_span_id)
+                        id_hex(&s.parent_span_id)
                     },
                     name: s.name,
                     kind: s.kind,

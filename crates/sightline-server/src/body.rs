@@ -26,7 +26,9 @@ pub async fn read_limited(headers: &HeaderMap, body: Body, max: usize) -> Result
         ))
     };
     let mut body = body;
-    let mut buf = bytes::BytesMut::new();
+    // Sized from Content-Length when it is within the limit: no regrowth copies.
+    let mut buf =
+        bytes::BytesMut::with_capacity(declared.filter(|n| *n <= max as u64).unwrap_or(0) as usize);
     let mut seen: u64 = 0;
     let drain_cap = (max as u64).saturating_mul(DRAIN_FACTOR as u64);
     let over_declared = declared.is_some_and(|n| n > max as u64);

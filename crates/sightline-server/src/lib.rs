@@ -59,8 +59,8 @@ pub struct App {
     /// Spans from OTLP and Sentry transactions (`DATA/traces/`).
     pub spans: Arc<sightline_store::spans::SpanStore>,
     pub traces: sightline_query::traces::Traces,
-    /// Counters behind the span RED series.
-    pub red: red::Red,
+    /// Counters behind the span RED series (fed by the span store's append hook).
+    pub red: Arc<red::Red>,
 }
 
 pub type AppState = Arc<App>;
@@ -322,6 +322,8 @@ pub fn build(config: Config) -> anyhow_like::Result<AppState> {
                 sightline_store::files::traces_dir(&config.data_dir).display()
             )
         })?;
+    let red = Arc::new(red::Red::new(config.traces.duration_buckets.clone()));
+    spans.on_append(red::hook(red.clone()));
     let prober = Arc::new(probe::Prober::new(tsdb.clone()));
     let scraper = scrape::Scraper::new(tsdb.clone(), &config.metrics, Some(prober.clone()));
     let normalizer = Normalizer::new(Scrubber::new(&config.scrub), config.limits.max_record_bytes);
@@ -347,7 +349,7 @@ pub fn build(config: Config) -> anyhow_like::Result<AppState> {
         prober,
         spans: Arc::new(spans),
         traces: sightline_query::traces::Traces::new(),
-        red: red::Red::new(config.traces.duration_buckets.clone()),
+        red,
         config,
         store: Arc::new(store),
         normalizer,

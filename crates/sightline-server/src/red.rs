@@ -50,6 +50,12 @@ pub struct Red {
     state: Mutex<State>,
 }
 
+/// Counts every chunk the span store acknowledges (its append hook, on the
+/// store's WAL writer thread: a lock and a hash per span, no I/O).
+pub fn hook(red: std::sync::Arc<Red>) -> sightline_store::AppendHook<Span> {
+    Box::new(move |chunk| red.observe(chunk))
+}
+
 fn fmt_le(b: f64) -> String {
     sightline_promql::format_float(b)
 }

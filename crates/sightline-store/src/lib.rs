@@ -1,5 +1,8 @@
 //! The embedded telemetry store: write-ahead log, in-memory head, immutable
-//! Parquet parts, the SQLite manifest, compaction and retention.
+//! Parquet parts, the SQLite manifest, compaction and retention — one machine
+//! ([`Store`]) for any row [`Kind`]: log records ([`LogStore`]) and spans
+//! ([`spans::SpanStore`]). The event store (`events`) and the metrics store
+//! (`tsdb`) are their own.
 //!
 //! # Path of a batch
 //! 1. [`LogStore::append`] encodes the batch on the caller's thread and queues it

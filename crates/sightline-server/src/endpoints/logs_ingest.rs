@@ -75,6 +75,7 @@ async fn run(
     let ((batch, answer), _slot) = receive(
         app,
         ENDPOINT,
+        |a| a.store.check_capacity(),
         headers,
         body,
         || {

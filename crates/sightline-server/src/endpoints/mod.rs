@@ -129,13 +129,14 @@ impl Batch {
 }
 
 /// What every ingest endpoint does: run the endpoint's own `checks` (auth,
-/// content type), check the encoding and the store's capacity, take an ingest
+/// content type), check the encoding and its store's `capacity`, take an ingest
 /// slot (held until the answer), read the body within limits, and run `parse`
 /// on the decompressed bytes on a blocking thread. A request refused before
 /// its body is read still has its body drained, so the client sees the answer.
 pub async fn receive<'a, T, F>(
     app: &'a AppState,
     endpoint: &'static str,
+    capacity: fn(&App) -> Result<(), sightline_store::StoreError>,
     headers: &HeaderMap,
     body: Body,
     checks: impl FnOnce() -> Result<(), ApiError>,
@@ -148,12 +149,7 @@ where
     let early = checks()
         .and_then(|_| body::encoding(headers))
         // Refuse before parsing the body when the store is full.
-        .and_then(|enc| {
-            app.store
-                .check_capacity()
-                .map(|_| enc)
-                .map_err(ApiError::from)
-        })
+        .and_then(|enc| capacity(app).map(|_| enc).map_err(ApiError::from))
         .and_then(|enc| {
             let slot = app.ingest_slots.try_acquire().map_err(|_| {
                 ApiError::Overloaded("too many concurrent ingest requests; retry later".into())

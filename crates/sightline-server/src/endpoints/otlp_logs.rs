@@ -40,19 +40,27 @@ async fn run(
         check_ingest_key(app, headers, p.key.as_deref())?;
         encoding_of(headers).map(|_| ())
     };
-    let (batch, _slot) = receive(app, ENDPOINT, headers, body, checks, move |a, data| {
-        let logs = sightline_protocol::decode_logs(data, otlp)
-            .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-        let ctx = Context {
-            service: None,
-            received_ns: now_ns(),
-        };
-        let mut batch = Batch::default();
-        for log in logs {
-            batch.push(sightline_pipeline::normalize_otlp(&a.normalizer, log, ctx));
-        }
-        Ok(batch)
-    })
+    let (batch, _slot) = receive(
+        app,
+        ENDPOINT,
+        |a| a.store.check_capacity(),
+        headers,
+        body,
+        checks,
+        move |a, data| {
+            let logs = sightline_protocol::decode_logs(data, otlp)
+                .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+            let ctx = Context {
+                service: None,
+                received_ns: now_ns(),
+            };
+            let mut batch = Batch::default();
+            for log in logs {
+                batch.push(sightline_pipeline::normalize_otlp(&a.normalizer, log, ctx));
+            }
+            Ok(batch)
+        },
+    )
     .await?;
     let n = commit(app, ENDPOINT, batch).await?;
     Ok(match otlp {
