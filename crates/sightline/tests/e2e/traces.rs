@@ -330,6 +330,36 @@ fn recorded_exports_search_json_and_bad_input() {
         .json();
     assert_eq!(t["spans"][0]["name"], "kept");
 
+    // An oversized span (2,001 attributes, one of 4 MiB) is stored bounded.
+    let mut big = span_of(
+        &[9u8; 16],
+        1,
+        None,
+        "big",
+        span::SpanKind::Server,
+        start,
+        1000,
+        false,
+        vec![],
+    );
+    big.attributes = (0..2000).map(|i| kv(&format!("k{i}"), s("v"))).collect();
+    big.attributes
+        .insert(0, kv("blob", s(&"x".repeat(4 << 20))));
+    let r = post(&srv, &[PB], &export("big", vec![big]).encode_to_vec());
+    assert_eq!(partial(&r), (0, String::new()));
+    let t = srv
+        .get(&format!("/api/v1/traces/{}", hex::encode([9u8; 16])))
+        .json();
+    let attrs = t["spans"][0]["attributes"].as_object().unwrap();
+    assert_eq!(attrs.len(), 129, "128 kept and the count of the dropped");
+    assert_eq!(attrs["sightline.dropped"], 2001 - 128);
+    let blob = attrs["blob"].as_str().unwrap();
+    assert!(
+        blob.len() < 20_000 && blob.ends_with("[truncated]"),
+        "{}",
+        blob.len()
+    );
+
     // Bad bodies: a clear error, nothing stored, the server still serves.
     let body = fixture("otlp/31-traces.pb");
     let gz = gzip(&body);
@@ -369,13 +399,13 @@ fn recorded_exports_search_json_and_bad_input() {
         assert!(r.0 == 200 || r.0 == 400, "cut {cut}: {}", r.0);
     }
     // Truncated exports store at most whole spans of the recorded traces:
-    // the only new traces are the two posted above.
+    // the only new traces are the three posted above.
     let now = ids(&traces(&srv, all));
     let extra: Vec<&String> = now
         .iter()
         .filter(|t| !expect_traces.contains_key(*t))
         .collect();
-    assert_eq!(extra.len(), 2, "{extra:?}");
+    assert_eq!(extra.len(), 3, "{extra:?}");
 }
 
 #[test]
