@@ -252,19 +252,41 @@ pub fn write_batches(
 }
 
 /// Merges batches that are each sorted by (service, timestamp) into chunks of
-/// at most `chunk_rows` rows in that order. Only the sort keys and one output
-/// chunk are materialized beside the inputs (no concatenated copy).
+/// at most `chunk_rows` rows in that order.
 pub fn merge_sorted(
     batches: &[RecordBatch],
     chunk_rows: usize,
 ) -> impl Iterator<Item = Result<RecordBatch, StoreError>> + '_ {
+    merge_sorted_by(batches, chunk_rows, "service", "timestamp")
+}
+
+/// Merges batches that are each sorted by (`key` string column, `time`
+/// timestamp column) into chunks of at most `chunk_rows` rows in that order.
+/// Only the sort keys and one output chunk are materialized beside the
+/// inputs (no concatenated copy). Shared by every part format.
+pub fn merge_sorted_by<'a>(
+    batches: &'a [RecordBatch],
+    chunk_rows: usize,
+    key: &str,
+    time: &str,
+) -> impl Iterator<Item = Result<RecordBatch, StoreError>> + 'a {
     let mut order: Vec<(&str, i64, u32, u32)> =
         Vec::with_capacity(batches.iter().map(|b| b.num_rows()).sum());
     for (bi, b) in batches.iter().enumerate() {
-        let svc = col::<StringArray>(b, "service");
-        let ts = col::<TimestampNanosecondArray>(b, "timestamp");
+        let named = |name: &str| {
+            b.column_by_name(name)
+                .unwrap_or_else(|| panic!("part batch has column {name}"))
+        };
+        let k = named(key)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .expect("sort key is a string column");
+        let ts = named(time)
+            .as_any()
+            .downcast_ref::<TimestampNanosecondArray>()
+            .expect("sort time is a timestamp column");
         for r in 0..b.num_rows() {
-            order.push((svc.value(r), ts.value(r), bi as u32, r as u32));
+            order.push((k.value(r), ts.value(r), bi as u32, r as u32));
         }
     }
     order.sort_unstable();

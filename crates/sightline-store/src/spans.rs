@@ -332,33 +332,6 @@ pub fn decode(payload: &[u8]) -> Result<Vec<Span>, DecodeError> {
     Ok(out)
 }
 
-/// Merges batches each sorted by (trace_id, start) into chunks in that order.
-pub fn merge_sorted(
-    batches: &[RecordBatch],
-    chunk_rows: usize,
-) -> impl Iterator<Item = Result<RecordBatch, StoreError>> + '_ {
-    let mut order: Vec<(&str, i64, u32, u32)> =
-        Vec::with_capacity(batches.iter().map(|b| b.num_rows()).sum());
-    for (bi, b) in batches.iter().enumerate() {
-        let trace = col::<StringArray>(b, "trace_id");
-        let start = col::<TimestampNanosecondArray>(b, "start");
-        for r in 0..b.num_rows() {
-            order.push((trace.value(r), start.value(r), bi as u32, r as u32));
-        }
-    }
-    order.sort_unstable();
-    let indices: Vec<(usize, usize)> = order
-        .into_iter()
-        .map(|(_, _, b, r)| (b as usize, r as usize))
-        .collect();
-    let refs: Vec<&RecordBatch> = batches.iter().collect();
-    let chunk_rows = chunk_rows.max(1);
-    (0..indices.len().div_ceil(chunk_rows)).map(move |c| {
-        let idx = &indices[c * chunk_rows..((c + 1) * chunk_rows).min(indices.len())];
-        Ok(arrow::compute::interleave_record_batch(&refs, idx)?)
-    })
-}
-
 /// Spans: the rows of the span store.
 #[derive(Debug)]
 pub struct Spans;
@@ -417,7 +390,9 @@ impl Kind for Spans {
         batches: &'a [RecordBatch],
         chunk_rows: usize,
     ) -> Box<dyn Iterator<Item = Result<RecordBatch, StoreError>> + 'a> {
-        Box::new(merge_sorted(batches, chunk_rows))
+        Box::new(part::merge_sorted_by(
+            batches, chunk_rows, "trace_id", "start",
+        ))
     }
 }
 
