@@ -18,13 +18,15 @@
 #    and includes writing the parts. (wrk cannot back off: against a 503 it
 #    re-sends at once, and the server then spends its core draining bodies.)
 # 2. Load: the generator POSTs the rest of TOTAL_SPANS (each body once),
-#    unpinned; then the head is left as it is (parts are flushed every
-#    256k spans).
+#    unpinned; the head is left as it is (parts are flushed every ~95k
+#    spans: 64 MiB of head).
 # 3. Latency at TOTAL_SPANS: LOOKUPS random traces by id
 #    (`GET /api/v1/traces/{id}`) and LOOKUPS random requests
 #    (`GET /api/v1/requests/{id}`: logs, errors, the trace, route stats), one
 #    at a time with curl; medians and p99 of curl's time_total. Also a search
 #    (`?service=&status=error`) over the last hour.
+# 4. ClickHouse (Debian 18.16) side by side: the same spans, the same trace
+#    lookups (see the comment above that part). CLICKHOUSE=0 skips it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
@@ -37,13 +39,15 @@ LOOKUPS=${LOOKUPS:-200}
 TRACES_PER_BODY=64
 SPANS_PER_BODY=$((TRACES_PER_BODY * 8))
 WORK=${WORK:-$(mktemp -d /var/tmp/sightline-traces.XXXXXX)}
+# A reused work dir starts empty: old data would double the dataset.
+rm -rf "$WORK/data" "$WORK/ch"
 mkdir -p "$WORK"
 PORT=$(free_port)
 URL=http://127.0.0.1:$PORT
 TOKEN=bench-token
 SL=
 cleanup() {
-  [ -n "$SL" ] && kill -TERM "$SL" 2>/dev/null && wait "$SL" 2>/dev/null || true
+  if [ -n "$SL" ]; then kill -TERM "$SL" 2>/dev/null || true; wait "$SL" 2>/dev/null || true; fi
   if [ "${KEEP:-0}" = 1 ]; then echo "work dir kept: $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
@@ -102,11 +106,11 @@ stored=$(curl -sf "$URL/metrics" | awk '/^sightline_span_store_spans_total/{prin
 echo "== $stored spans written since restart (+$spans before); data dir $(du -sm "$WORK/data/traces" | cut -f1) MB, RSS $(rss_mb "$SL") MB"
 curl -sf "$URL/metrics" | grep -E '^sightline_span_store_(parts|part_bytes|unflushed_spans) '
 
-# lat_ms NAME URL_LIST_FILE: one request at a time; prints median and p99 (ms).
+# lat_ms NAME URL_LIST_FILE [AUTH_HEADER]: one request at a time; prints median and p99 (ms).
 lat_ms() {
-  local name=$1 file=$2
+  local name=$1 file=$2 auth=${3:-"Authorization: Bearer $TOKEN"}
   while read -r u; do
-    curl -s -o /dev/null -w '%{http_code} %{time_total}\n' -H "Authorization: Bearer $TOKEN" "$u"
+    curl -s -o /dev/null -w '%{http_code} %{time_total}\n' -H "$auth" "$u"
   done <"$file" >"$WORK/$name.times"
   local bad
   bad=$(awk '$1 != 200' "$WORK/$name.times" | wc -l)
@@ -126,6 +130,9 @@ with open(f"{work}/traces.urls", "w") as f:
 with open(f"{work}/requests.urls", "w") as f:
     for b, t in picks:
         f.write(f"{url}/api/v1/requests/req-{b}-{t}\n")
+with open(f"{work}/trace_ids", "w") as f:
+    for b, t in picks:
+        f.write(f"{b:016x}{t:08x}5eed5eed\n")
 with open(f"{work}/search.urls", "w") as f:
     for _ in range(20):
         f.write(f"{url}/api/v1/traces?service=grading&status=error&start=-1h&limit=20\n")
@@ -134,3 +141,49 @@ lat_ms trace_lookup "$WORK/traces.urls"
 lat_ms request_view "$WORK/requests.urls"
 lat_ms search_errors "$WORK/search.urls"
 echo "RSS after queries: $(rss_mb "$SL") MB (peak $(hwm_mb "$SL") MB)"
+
+[ "${CLICKHOUSE:-1}" = 1 ] || exit 0
+# ClickHouse 18.16 (Debian; ../shared/PEERS.md) with the columns of the
+# OpenTelemetry Collector ClickHouse exporter's `otel_traces`, as far as 18.16
+# can hold them: no DateTime64 (seconds + a nanoseconds column), no Map
+# (attributes as JSON text), no per-column codecs (zstd server-wide), no skip
+# indexes — so the exporter's bloom filter on TraceId cannot exist here.
+# Two tables: `otel_traces` in the exporter's order (ServiceName, SpanName,
+# time), where a TraceId lookup reads the whole TraceId column, and
+# `traces_by_id` ordered by (TraceId, time), ClickHouse's best case for a
+# lookup (the primary key). The same spans are inserted as JSONEachRow (the
+# collector's translation is not timed); then the same trace lookups, one
+# query each over the HTTP interface, every column as the trace view needs.
+kill -TERM "$SL"; wait "$SL" || true; SL=
+CH_PORT=$(free_port)
+CH_PID=$(bench/clickhouse.sh "$WORK/ch" "$CH_PORT")
+# Not a child of this shell (bench/clickhouse.sh started it): kill, no wait.
+trap 'kill -TERM "$CH_PID" 2>/dev/null || true; cleanup' EXIT
+wait_http "http://127.0.0.1:$CH_PORT/ping"
+ch() { curl -sS --data-binary "$1" "http://127.0.0.1:$CH_PORT/"; }
+COLS="Timestamp DateTime, TimestampNs UInt64, TraceId String, SpanId String, ParentSpanId String,
+  TraceState String, SpanName LowCardinality(String), SpanKind LowCardinality(String),
+  ServiceName LowCardinality(String), ResourceAttributes String, ScopeName String, ScopeVersion String,
+  SpanAttributes String, Duration UInt64, StatusCode LowCardinality(String), StatusMessage String,
+  Events Nested (Timestamp UInt64, Name String, Attributes String)"
+ch "CREATE TABLE traces_by_id ($COLS) ENGINE = MergeTree PARTITION BY toDate(Timestamp) ORDER BY (TraceId, Timestamp)"
+ch "CREATE TABLE otel_traces ($COLS) ENGINE = MergeTree PARTITION BY toDate(Timestamp) ORDER BY (ServiceName, SpanName, Timestamp)"
+echo "== clickhouse: inserting the same $((TOTAL_BODIES * SPANS_PER_BODY)) spans"
+c0=$(cpu_ticks "$CH_PID")
+"$EX/spans_load" --bodies "$TOTAL_BODIES" --start-body 0 --total-bodies "$TOTAL_BODIES" \
+  --traces-per-body $TRACES_PER_BODY --end "$END" --clickhouse \
+  | curl -sS -X POST -T - "http://127.0.0.1:$CH_PORT/?query=INSERT%20INTO%20traces_by_id%20FORMAT%20JSONEachRow"
+ch "INSERT INTO otel_traces SELECT * FROM traces_by_id"
+sleep 30  # let background merges settle, as a running system would have
+c1=$(cpu_ticks "$CH_PID")
+for t in traces_by_id otel_traces; do
+  echo "clickhouse $t: rows $(ch "SELECT count() FROM $t"), bytes on disk $(ch "SELECT sum(bytes) FROM system.parts WHERE active AND table = '$t'"), parts $(ch "SELECT count() FROM system.parts WHERE active AND table = '$t'")"
+done
+echo "clickhouse insert (both tables) + merges CPU-s $(echo "scale=1; ($c1 - $c0) / $TCK" | bc), RSS $(rss_mb "$CH_PID") MB"
+for t in traces_by_id otel_traces; do
+  while read -r id; do
+    q="SELECT * FROM $t WHERE TraceId = '$id' ORDER BY TimestampNs FORMAT JSONEachRow"
+    echo "http://127.0.0.1:$CH_PORT/?query=$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "$q")"
+  done <"$WORK/trace_ids" >"$WORK/ch_$t.urls"
+  lat_ms "clickhouse_trace_lookup_$t" "$WORK/ch_$t.urls" "X-Bench: 1"
+done

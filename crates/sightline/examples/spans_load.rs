@@ -9,7 +9,12 @@
 //! ```
 //!
 //! With `--url` the bodies are POSTed (protobuf) instead of written, each
-//! once, over `--concurrency` connections; any non-200 stops the run.
+//! once, over `--concurrency` connections; 503/429 are retried with backoff,
+//! any other non-200 stops the run. With `--clickhouse` the same spans are
+//! written to stdout as JSONEachRow rows shaped like the OpenTelemetry
+//! Collector ClickHouse exporter's `otel_traces`, as far as ClickHouse 18.16
+//! can hold them (`bench/traces.sh`): seconds in `Timestamp` and nanoseconds
+//! in `TimestampNs`, attribute maps as JSON text.
 //!
 //! Each trace is one request of a FastAPI-like service: a server span
 //! `METHOD /route` with the semantic-convention HTTP attributes and a
@@ -236,6 +241,90 @@ pub fn body(b: u64, traces: u64, end_ns: u64, total_bodies: u64) -> Vec<u8> {
     req.encode_to_vec()
 }
 
+/// An attribute value as the ClickHouse exporter stores it (a string).
+fn any_str(v: &Option<AnyValue>) -> serde_json::Value {
+    match v.as_ref().and_then(|v| v.value.as_ref()) {
+        Some(Any::StringValue(s)) => s.clone().into(),
+        Some(Any::IntValue(i)) => i.to_string().into(),
+        Some(Any::BoolValue(b)) => b.to_string().into(),
+        Some(Any::DoubleValue(d)) => d.to_string().into(),
+        _ => "".into(),
+    }
+}
+
+fn attrs(kvs: &[KeyValue]) -> serde_json::Value {
+    serde_json::Value::Object(
+        kvs.iter()
+            .map(|kv| (kv.key.clone(), any_str(&kv.value)))
+            .collect(),
+    )
+}
+
+/// `YYYY-MM-DD hh:mm:ss` (UTC) for a DateTime column.
+fn ch_time(ns: u64) -> String {
+    let secs = (ns / 1_000_000_000) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+    )
+}
+
+/// Body `b` as `otel_traces`-shaped rows (one JSON object per line).
+fn clickhouse_rows(b: u64, traces: u64, end_ns: u64, total: u64, out: &mut impl std::io::Write) {
+    let req = ExportTraceServiceRequest::decode(&body(b, traces, end_ns, total)[..]).unwrap();
+    for rs in req.resource_spans {
+        let resource = rs.resource.unwrap_or_default();
+        let service = resource
+            .attributes
+            .iter()
+            .find(|kv| kv.key == "service.name")
+            .map(|kv| any_str(&kv.value))
+            .unwrap_or_default();
+        let res = attrs(&resource.attributes).to_string();
+        for ss in rs.scope_spans {
+            let scope = ss.scope.unwrap_or_default();
+            for sp in ss.spans {
+                let status = sp.status.unwrap_or_default();
+                let row = serde_json::json!({
+                    "Timestamp": ch_time(sp.start_time_unix_nano),
+                    "TimestampNs": sp.start_time_unix_nano,
+                    "TraceId": hex::encode(&sp.trace_id),
+                    "SpanId": hex::encode(&sp.span_id),
+                    "ParentSpanId": hex::encode(&sp.parent_span_id),
+                    "TraceState": "",
+                    "SpanName": sp.name,
+                    "SpanKind": match sp.kind { 2 => "Server", 3 => "Client", 1 => "Internal", _ => "Unspecified" },
+                    "ServiceName": service,
+                    "ResourceAttributes": res,
+                    "ScopeName": scope.name,
+                    "ScopeVersion": scope.version,
+                    "SpanAttributes": attrs(&sp.attributes).to_string(),
+                    "Duration": sp.end_time_unix_nano - sp.start_time_unix_nano,
+                    "StatusCode": match status.code { 2 => "Error", 1 => "Ok", _ => "Unset" },
+                    "StatusMessage": status.message,
+                    "Events.Timestamp": sp.events.iter().map(|e| e.time_unix_nano).collect::<Vec<_>>(),
+                    "Events.Name": sp.events.iter().map(|e| e.name.clone()).collect::<Vec<_>>(),
+                    "Events.Attributes": sp.events.iter().map(|e| attrs(&e.attributes).to_string()).collect::<Vec<_>>(),
+                });
+                serde_json::to_writer(&mut *out, &row).unwrap();
+                out.write_all(b"\n").unwrap();
+            }
+        }
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let get = |k: &str| {
@@ -259,6 +348,14 @@ fn main() {
         },
         |v| v.parse::<u64>().unwrap() * 1_000_000_000,
     );
+    if args.iter().any(|a| a == "--clickhouse") {
+        let stdout = std::io::stdout();
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+        for k in 0..bodies {
+            clickhouse_rows(first + k, traces, end_ns, total, &mut out);
+        }
+        return;
+    }
     if let Some(url) = get("--url") {
         let conc: u64 = get("--concurrency").map_or(3, |v| v.parse().unwrap());
         let next = std::sync::atomic::AtomicU64::new(0);
