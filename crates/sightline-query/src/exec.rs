@@ -325,11 +325,12 @@ impl MetaCache {
         snap: &Snapshot,
         p: &sightline_store::manifest::PartMeta,
     ) -> Result<(ArrowReaderMetadata, File), QueryError> {
-        self.footer(&snap.data_dir, p, read_schema(), part::check)
+        self.footer(&snap.data_dir, p, read_schema(), part::check, false)
     }
 
     /// A part's footer read with `schema`, checked by `check`, from memory
-    /// when seen before. One cache serves one store (part ids are per store).
+    /// when seen before; `column_index`: also the pages' min/max (for page
+    /// pruning). One cache serves one store (part ids are per store).
     pub(crate) fn footer(
         &self,
         data_dir: &std::path::Path,
@@ -339,6 +340,7 @@ impl MetaCache {
             &parquet::file::metadata::ParquetMetaData,
             &std::path::Path,
         ) -> Result<(), sightline_store::StoreError>,
+        column_index: bool,
     ) -> Result<(ArrowReaderMetadata, File), QueryError> {
         let path = data_dir.join(&p.path);
         let key = (p.id, p.bytes, p.path.clone());
@@ -347,13 +349,18 @@ impl MetaCache {
         }
         // The offset index (page locations) lets the reader skip, without
         // decompressing, every page holding none of the rows a filter kept.
-        let meta = ArrowReaderMetadata::load(
-            &File::open(&path)?,
-            ArrowReaderOptions::new()
-                .with_schema(schema)
-                .with_offset_index_policy(parquet::file::metadata::PageIndexPolicy::Optional),
-        )
-        .map_err(|e| sightline_store::StoreError::Corrupt(format!("{}: {e}", path.display())))?;
+        let optional = parquet::file::metadata::PageIndexPolicy::Optional;
+        let options = ArrowReaderOptions::new()
+            .with_schema(schema)
+            .with_offset_index_policy(optional);
+        let options = if column_index {
+            options.with_column_index_policy(optional)
+        } else {
+            options
+        };
+        let meta = ArrowReaderMetadata::load(&File::open(&path)?, options).map_err(|e| {
+            sightline_store::StoreError::Corrupt(format!("{}: {e}", path.display()))
+        })?;
         check(meta.metadata(), &path)?;
         let mut map = self.map.lock();
         if map.len() >= META_CACHE_ENTRIES {

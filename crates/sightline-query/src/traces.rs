@@ -10,8 +10,11 @@ use crate::exec::{with_retry, Budget, MetaCache};
 use crate::QueryError;
 use arrow::array::{AsArray, RecordBatch, StringArray};
 use arrow::datatypes::{Int64Type, TimestampNanosecondType};
-use parquet::arrow::arrow_reader::{ArrowPredicateFn, ParquetRecordBatchReaderBuilder, RowFilter};
+use parquet::arrow::arrow_reader::{
+    ArrowPredicateFn, ParquetRecordBatchReaderBuilder, RowFilter, RowSelection, RowSelector,
+};
 use parquet::arrow::ProjectionMask;
+use parquet::file::page_index::column_index::ColumnIndexMetaData;
 use parquet::file::statistics::Statistics;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -136,7 +139,7 @@ impl Traces {
         for p in &snap.parts {
             let (meta, file) =
                 self.cache
-                    .footer(&snap.data_dir, p, spans::schema(), spans::check)?;
+                    .footer(&snap.data_dir, p, spans::schema(), spans::check, true)?;
             let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta.clone());
             let mut groups = Vec::new();
             for (i, rg) in meta.metadata().row_groups().iter().enumerate() {
@@ -144,8 +147,7 @@ impl Traces {
                     if let (Some(min), Some(max)) = (s.min_opt(), s.max_opt()) {
                         // Statistics may be truncated prefixes: compare as bytes,
                         // treating a prefix max as open-ended.
-                        let v = value.as_bytes();
-                        if v < min.data() || (v > max.data() && !v.starts_with(max.data())) {
+                        if !may_hold(value.as_bytes(), min.data(), max.data()) {
                             continue;
                         }
                     }
@@ -160,6 +162,7 @@ impl Traces {
             if groups.is_empty() {
                 continue;
             }
+            let selection = page_selection(meta.metadata(), &groups, idx, value.as_bytes());
             let mask = ProjectionMask::roots(builder.parquet_schema(), [idx]);
             let want = value.to_string();
             let pred = ArrowPredicateFn::new(mask, move |b: RecordBatch| {
@@ -168,6 +171,7 @@ impl Traces {
             });
             let reader = builder
                 .with_row_groups(groups)
+                .with_row_selection(selection)
                 .with_row_filter(RowFilter::new(vec![Box::new(pred)]))
                 .with_batch_size(8192)
                 .build()?;
@@ -259,7 +263,7 @@ impl Traces {
             }
             let (meta, file) =
                 self.cache
-                    .footer(&snap.data_dir, p, spans::schema(), spans::check)?;
+                    .footer(&snap.data_dir, p, spans::schema(), spans::check, true)?;
             let mut groups = Vec::new();
             for (i, rg) in meta.metadata().row_groups().iter().enumerate() {
                 if let Some(Statistics::Int64(s)) = rg.column(start_idx).statistics() {
@@ -273,8 +277,7 @@ impl Traces {
                     (&q.service, rg.column(svc_idx).statistics())
                 {
                     if let (Some(min), Some(max)) = (s.min_opt(), s.max_opt()) {
-                        let v = svc.as_bytes();
-                        if v < min.data() || (v > max.data() && !v.starts_with(max.data())) {
+                        if !may_hold(svc.as_bytes(), min.data(), max.data()) {
                             continue;
                         }
                     }
@@ -329,6 +332,57 @@ impl Traces {
         v.truncate(limit);
         Ok(v)
     }
+}
+
+/// Whether `v` may lie in [min, max] (statistics may be truncated prefixes:
+/// a value past a prefix max still may).
+fn may_hold(v: &[u8], min: &[u8], max: &[u8]) -> bool {
+    v >= min && (v <= max || v.starts_with(max))
+}
+
+/// The rows of `groups` (in order) whose pages may hold `value` in column
+/// `idx`, from the page index (pages' min/max and first rows): parts are
+/// sorted by trace id, so a trace falls in one page of a row group. Groups
+/// without a page index are read whole.
+fn page_selection(
+    meta: &parquet::file::metadata::ParquetMetaData,
+    groups: &[usize],
+    idx: usize,
+    value: &[u8],
+) -> RowSelection {
+    let mut sel: Vec<RowSelector> = Vec::new();
+    for &rg in groups {
+        let rows = meta.row_group(rg).num_rows().max(0) as usize;
+        let pi = meta.page_index_for_row_group(rg);
+        let pages = match (pi.column_index(idx), pi.offset_index(idx)) {
+            (Some(ColumnIndexMetaData::BYTE_ARRAY(ci)), Some(oi)) => {
+                Some((ci, oi.page_locations()))
+            }
+            _ => None,
+        };
+        let Some((ci, locs)) = pages else {
+            sel.push(RowSelector::select(rows));
+            continue;
+        };
+        for (p, loc) in locs.iter().enumerate() {
+            let start = loc.first_row_index.max(0) as usize;
+            let end = locs
+                .get(p + 1)
+                .map_or(rows, |n| n.first_row_index.max(0) as usize);
+            // A page without min/max (all nulls, or no statistics) is read.
+            let hit = match (ci.min_value(p), ci.max_value(p)) {
+                (Some(min), Some(max)) => may_hold(value, min, max),
+                _ => true,
+            };
+            let n = end.saturating_sub(start);
+            sel.push(if hit {
+                RowSelector::select(n)
+            } else {
+                RowSelector::skip(n)
+            });
+        }
+    }
+    RowSelection::from(sel)
 }
 
 /// The root of a trace: the earliest span whose parent is not in the trace.
@@ -486,6 +540,59 @@ mod tests {
             resource: "{}".into(),
             source: "otlp".into(),
         }
+    }
+
+    /// Lookups over flushed parts (several row groups of many pages, pruned
+    /// by statistics, bloom filters and the page index) and the head find
+    /// exactly what a scan of every row finds.
+    #[test]
+    fn lookups_match_a_full_scan() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = sightline_store::StoreConfig::new(dir.path());
+        cfg.retention = None;
+        let store = SpanStore::open(cfg).unwrap();
+        // 150k spans, 6 per trace, trace ids in a scrambled order; two parts
+        // and a head.
+        let span_of = |i: u64| {
+            let t = (i / 6).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            let mut s = span(
+                &format!("{t:016x}{:016x}", i / 6),
+                &format!("{:016x}", i + 1),
+                (i % 6 != 0)
+                    .then(|| format!("{:016x}", i - i % 6 + 1))
+                    .as_deref(),
+                1_000 + i as i64,
+                2_000 + i as i64,
+            );
+            s.request_id = (i % 6 == 0).then(|| format!("req-{}", i / 6));
+            s
+        };
+        for chunk in [0..70_000u64, 70_000..140_000, 140_000..150_000] {
+            store
+                .append_blocking(chunk.clone().map(span_of).collect())
+                .unwrap();
+            if chunk.end < 150_000 {
+                store.flush().unwrap();
+            }
+        }
+        assert_eq!(store.parts().len(), 2);
+        let all = store.snapshot().rows().unwrap();
+        let traces = Traces::new();
+        for i in [
+            0u64, 5, 6, 69_996, 70_002, 123_456, 139_999, 144_000, 149_999,
+        ] {
+            let want_trace = span_of(i).trace_id;
+            let mut want: Vec<&Span> = all.iter().filter(|s| s.trace_id == want_trace).collect();
+            want.sort_by_key(|s| s.start_ns);
+            let got = traces.trace(&store, &want_trace).unwrap();
+            assert_eq!(got.iter().collect::<Vec<_>>(), want, "trace of span {i}");
+            let rid = format!("req-{}", i / 6);
+            let got = traces.request(&store, &rid).unwrap();
+            assert_eq!(got.len(), 6, "request {rid}");
+            assert!(got.iter().all(|s| s.trace_id == want_trace));
+        }
+        assert!(traces.trace(&store, &"f".repeat(32)).unwrap().is_empty());
+        assert!(traces.request(&store, "req-none").unwrap().is_empty());
     }
 
     #[test]

@@ -26,6 +26,8 @@ pub const PART_VERSION: &str = "1";
 /// Rows per row group. Smaller than log parts': a request-id lookup reads
 /// every group whose bloom filter says maybe, and spans are wider than lines.
 pub const ROW_GROUP_ROWS: usize = 64 * 1024;
+/// Rows per data page (at most).
+pub const PAGE_ROWS: usize = 8 * 1024;
 /// Columns with bloom filters.
 pub const BLOOM_COLUMNS: [&str; 2] = ["trace_id", "request_id"];
 
@@ -202,6 +204,9 @@ fn writer_props(rows: usize, zstd_level: i32) -> WriterProperties {
             ZstdLevel::try_new(zstd_level).expect("valid zstd level"),
         ))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        // Pages of at most 8k rows: with rows sorted by trace id, a lookup
+        // decodes one page of `trace_id` per row group (the page index).
+        .set_data_page_row_count_limit(PAGE_ROWS)
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_key_value_metadata(Some(vec![
             KeyValue::new("sightline.format".into(), PART_FORMAT.to_string()),
