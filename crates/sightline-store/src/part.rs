@@ -85,6 +85,24 @@ pub fn schema() -> SchemaRef {
     .clone()
 }
 
+/// A string column of `rows`, one value each. Shared by every part format.
+pub fn str_column<R>(rows: &[&R], f: impl Fn(&R) -> &str) -> ArrayRef {
+    let mut b = StringBuilder::with_capacity(rows.len(), rows.len() * 8);
+    for r in rows {
+        b.append_value(f(r));
+    }
+    Arc::new(b.finish())
+}
+
+/// A nullable string column of `rows`.
+pub fn opt_str_column<R>(rows: &[&R], f: impl Fn(&R) -> Option<&str>) -> ArrayRef {
+    let mut b = StringBuilder::with_capacity(rows.len(), rows.len() * 8);
+    for r in rows {
+        b.append_option(f(r));
+    }
+    Arc::new(b.finish())
+}
+
 /// Builds a record batch from rows, in the given order.
 pub fn to_batch(rows: &[&LogRecord]) -> RecordBatch {
     to_batch_of(rows, &COLUMNS)
@@ -95,20 +113,8 @@ pub fn to_batch(rows: &[&LogRecord]) -> RecordBatch {
 /// copying columns nobody asked for.
 pub fn to_batch_of(rows: &[&LogRecord], names: &[&str]) -> RecordBatch {
     let n = rows.len();
-    let req = |f: &dyn Fn(&LogRecord) -> &str| -> ArrayRef {
-        let mut b = StringBuilder::with_capacity(n, n * 8);
-        for r in rows {
-            b.append_value(f(r));
-        }
-        Arc::new(b.finish())
-    };
-    let opt = |f: &dyn Fn(&LogRecord) -> Option<&str>| -> ArrayRef {
-        let mut b = StringBuilder::with_capacity(n, n * 8);
-        for r in rows {
-            b.append_option(f(r));
-        }
-        Arc::new(b.finish())
-    };
+    let req = |f: &dyn Fn(&LogRecord) -> &str| str_column(rows, f);
+    let opt = |f: &dyn Fn(&LogRecord) -> Option<&str>| opt_str_column(rows, f);
     let full = schema();
     let mut fields = Vec::new();
     let mut columns: Vec<ArrayRef> = Vec::new();

@@ -8,7 +8,7 @@ use crate::codec::{put_opt, put_str, put_varint, DecodeError, Reader, KIND_SPANS
 use crate::part::{self, Written};
 use crate::{Kind, StoreError};
 use arrow::array::{
-    Array, ArrayRef, Int64Array, RecordBatch, StringArray, StringBuilder, TimestampNanosecondArray,
+    Array, ArrayRef, Int64Array, RecordBatch, StringArray, TimestampNanosecondArray,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
@@ -88,21 +88,8 @@ pub fn col_index(name: &str) -> usize {
 
 /// Builds a record batch from spans, in the given order.
 pub fn to_batch(rows: &[&Span]) -> RecordBatch {
-    let n = rows.len();
-    let req = |f: &dyn Fn(&Span) -> &str| -> ArrayRef {
-        let mut b = StringBuilder::with_capacity(n, n * 16);
-        for r in rows {
-            b.append_value(f(r));
-        }
-        Arc::new(b.finish())
-    };
-    let opt = |f: &dyn Fn(&Span) -> Option<&str>| -> ArrayRef {
-        let mut b = StringBuilder::with_capacity(n, n * 8);
-        for r in rows {
-            b.append_option(f(r));
-        }
-        Arc::new(b.finish())
-    };
+    let req = |f: &dyn Fn(&Span) -> &str| part::str_column(rows, f);
+    let opt = |f: &dyn Fn(&Span) -> Option<&str>| part::opt_str_column(rows, f);
     let ts = |f: &dyn Fn(&Span) -> i64| -> ArrayRef {
         Arc::new(
             TimestampNanosecondArray::from_iter_values(rows.iter().map(|r| f(r)))
