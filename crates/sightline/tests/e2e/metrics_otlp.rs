@@ -9,7 +9,7 @@ use crate::support::*;
 use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
-use opentelemetry_proto::tonic::common::v1::{any_value::Value as Any, AnyValue, KeyValue};
+use opentelemetry_proto::tonic::common::v1::{any_value::Value as Any, KeyValue};
 use opentelemetry_proto::tonic::metrics::v1::{
     metric::Data, number_data_point, AggregationTemporality, Gauge, Histogram, HistogramDataPoint,
     Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
@@ -26,18 +26,6 @@ fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64
-}
-
-fn kv(k: &str, v: Any) -> KeyValue {
-    KeyValue {
-        key: k.into(),
-        value: Some(AnyValue { value: Some(v) }),
-        ..Default::default()
-    }
-}
-
-fn s(v: &str) -> Any {
-    Any::StringValue(v.into())
 }
 
 fn metric(name: &str, unit: &str, data: Data) -> Metric {
@@ -64,7 +52,7 @@ fn number(t_ms: i64, v: Option<number_data_point::Value>, attrs: Vec<KeyValue>) 
 fn export(svc: &str, t_ms: i64, requests: i64) -> ExportMetricsServiceRequest {
     let route = || {
         vec![
-            kv("http.route", s("/pay")),
+            kv("http.route", str_value("/pay")),
             kv("http.response.status_code", Any::IntValue(200)),
         ]
     };
@@ -73,10 +61,10 @@ fn export(svc: &str, t_ms: i64, requests: i64) -> ExportMetricsServiceRequest {
         resource_metrics: vec![ResourceMetrics {
             resource: Some(Resource {
                 attributes: vec![
-                    kv("service.name", s(svc)),
-                    kv("service.instance.id", s("pod-1")),
-                    kv("deployment.environment", s("test")),
-                    kv("telemetry.sdk.language", s("python")),
+                    kv("service.name", str_value(svc)),
+                    kv("service.instance.id", str_value("pod-1")),
+                    kv("deployment.environment", str_value("test")),
+                    kv("telemetry.sdk.language", str_value("python")),
                 ],
                 ..Default::default()
             }),
@@ -144,23 +132,11 @@ fn export(svc: &str, t_ms: i64, requests: i64) -> ExportMetricsServiceRequest {
     }
 }
 
-fn enc(q: &str) -> String {
-    let mut out = String::new();
-    for b in q.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 /// The instant vector `q` at `t_ms`.
 fn query(s: &Server, q: &str, t_ms: i64) -> Vec<Value> {
     let r = s.get(&format!(
         "/api/v1/query?query={}&time={}",
-        enc(q),
+        urlenc(q),
         t_ms as f64 / 1000.0
     ));
     assert_eq!(r.status, 200, "{q}: {}", r.body);
@@ -173,7 +149,7 @@ fn query(s: &Server, q: &str, t_ms: i64) -> Vec<Value> {
 fn query_range_vector(s: &Server, q: &str, t_ms: i64) -> Value {
     let r = s.get(&format!(
         "/api/v1/query?query={}&time={}",
-        enc(q),
+        urlenc(q),
         t_ms as f64 / 1000.0
     ));
     assert_eq!(r.status, 200, "{q}: {}", r.body);

@@ -1,25 +1,13 @@
 //! Log search, facets, live tail, request timeline and flows over HTTP, on
 //! the real fixture, from the head and (after a restart) from parts.
 
-use crate::support::{fixture, Server, TOKEN};
+use crate::support::{fixture, urlenc, Server, TOKEN};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::time::{Duration, Instant};
 
-fn enc(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 fn search(s: &Server, q: &str, extra: &str) -> Value {
-    let r = s.get(&format!("/api/v1/logs?q={}{extra}", enc(q)));
+    let r = s.get(&format!("/api/v1/logs?q={}{extra}", urlenc(q)));
     assert_eq!(r.status, 200, "{q}: {}", r.body);
     r.json()
 }
@@ -97,7 +85,7 @@ fn check_views(s: &Server) {
     let mut seen = std::collections::BTreeSet::new();
     let mut cursor = String::new();
     for _ in 0..20 {
-        let r = search(s, "*", &format!("&limit=7&cursor={}", enc(&cursor)));
+        let r = search(s, "*", &format!("&limit=7&cursor={}", urlenc(&cursor)));
         for l in r["logs"].as_array().unwrap() {
             assert!(seen.insert(l.to_string()), "row returned twice");
         }
@@ -199,7 +187,7 @@ fn bad_queries_get_clear_errors() {
     let s = Server::start(&dir.path().join("data"), "[query]\nmax_groups = 5\n");
     s.ndjson("assessments", &fixture("structlog/app-stdout.log"));
     let err = |q: &str, extra: &str, status: u16| -> Value {
-        let r = s.get(&format!("/api/v1/logs?q={}{extra}", enc(q)));
+        let r = s.get(&format!("/api/v1/logs?q={}{extra}", urlenc(q)));
         assert_eq!(r.status, status, "{q}: {}", r.body);
         r.json()
     };

@@ -299,3 +299,33 @@ impl Server {
             .as_u16()
     }
 }
+
+/// Percent-encodes a query parameter value.
+pub fn urlenc(q: &str) -> String {
+    let mut out = String::new();
+    for b in q.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// An OTLP attribute.
+pub fn kv(
+    k: &str,
+    v: opentelemetry_proto::tonic::common::v1::any_value::Value,
+) -> opentelemetry_proto::tonic::common::v1::KeyValue {
+    opentelemetry_proto::tonic::common::v1::KeyValue {
+        key: k.into(),
+        value: Some(opentelemetry_proto::tonic::common::v1::AnyValue { value: Some(v) }),
+        ..Default::default()
+    }
+}
+
+/// An OTLP string value.
+pub fn str_value(v: &str) -> opentelemetry_proto::tonic::common::v1::any_value::Value {
+    opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(v.into())
+}

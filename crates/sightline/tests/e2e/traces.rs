@@ -32,18 +32,6 @@ fn now_ns() -> u64 {
         .as_nanos() as u64
 }
 
-fn kv(k: &str, v: Any) -> KeyValue {
-    KeyValue {
-        key: k.into(),
-        value: Some(AnyValue { value: Some(v) }),
-        ..Default::default()
-    }
-}
-
-fn s(v: &str) -> Any {
-    Any::StringValue(v.into())
-}
-
 /// A span of `trace` (16 bytes) with id `id` under `parent`.
 #[allow(clippy::too_many_arguments)]
 fn span_of(
@@ -78,7 +66,7 @@ fn export(service: &str, spans: Vec<Span>) -> ExportTraceServiceRequest {
     ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
             resource: Some(Resource {
-                attributes: vec![kv("service.name", s(service))],
+                attributes: vec![kv("service.name", str_value(service))],
                 ..Default::default()
             }),
             scope_spans: vec![ScopeSpans {
@@ -342,9 +330,11 @@ fn recorded_exports_search_json_and_bad_input() {
         false,
         vec![],
     );
-    big.attributes = (0..2000).map(|i| kv(&format!("k{i}"), s("v"))).collect();
+    big.attributes = (0..2000)
+        .map(|i| kv(&format!("k{i}"), str_value("v")))
+        .collect();
     big.attributes
-        .insert(0, kv("blob", s(&"x".repeat(4 << 20))));
+        .insert(0, kv("blob", str_value(&"x".repeat(4 << 20))));
     let r = post(&srv, &[PB], &export("big", vec![big]).encode_to_vec());
     assert_eq!(partial(&r), (0, String::new()));
     let t = srv
@@ -415,9 +405,12 @@ fn a_hundred_thousand_spans_in_one_export() {
     let base = now_ns() - 60_000_000_000;
     let attrs = || {
         vec![
-            kv("http.method", s("GET")),
-            kv("http.route", s("/items/{id}")),
-            kv("db.statement", s("SELECT * FROM items WHERE id = $1")),
+            kv("http.method", str_value("GET")),
+            kv("http.route", str_value("/items/{id}")),
+            kv(
+                "db.statement",
+                str_value("SELECT * FROM items WHERE id = $1"),
+            ),
         ]
     };
     let spans: Vec<Span> = (0..100_000u64)
@@ -510,7 +503,7 @@ fn one_request_view_joins_logs_errors_spans_and_route() {
             "http.request.header.x-request-id",
             Any::ArrayValue(opentelemetry_proto::tonic::common::v1::ArrayValue {
                 values: vec![AnyValue {
-                    value: Some(s("req-e2e-1")),
+                    value: Some(str_value("req-e2e-1")),
                 }],
             }),
         )],
@@ -543,8 +536,8 @@ fn one_request_view_joins_logs_errors_spans_and_route() {
             time_unix_nano: t0 + 39_000_000,
             name: "exception".into(),
             attributes: vec![
-                kv("exception.type", s("CardDeclined")),
-                kv("exception.message", s("card declined")),
+                kv("exception.type", str_value("CardDeclined")),
+                kv("exception.message", str_value("card declined")),
             ],
             ..Default::default()
         });
@@ -727,18 +720,6 @@ fn one_request_view_joins_logs_errors_spans_and_route() {
         text.find("POST /checkout").unwrap() < text.find("checkout_failed").unwrap(),
         "{text}"
     );
-}
-
-fn urlenc(q: &str) -> String {
-    let mut out = String::new();
-    for b in q.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 fn rfc3339(ns: u64) -> String {
