@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod probe;
 pub mod red;
 pub mod scrape;
+pub mod ui;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode};
@@ -61,6 +62,8 @@ pub struct App {
     pub traces: sightline_query::traces::Traces,
     /// Counters behind the span RED series (fed by the span store's append hook).
     pub red: Arc<red::Red>,
+    /// Web UI sessions and the in-process read API it renders from.
+    pub ui: ui::Ui,
 }
 
 pub type AppState = Arc<App>;
@@ -69,9 +72,9 @@ pub type AppState = Arc<App>;
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 
-/// Every route Sightline serves.
-pub fn routes(app: AppState) -> Router {
-    let read_api = Router::new()
+/// The read API, without its bearer-token check.
+fn read_api() -> Router<AppState> {
+    Router::new()
         .route("/api/v1/logs", get(endpoints::logs_query::query))
         .route("/api/v1/logs/fields", get(endpoints::logs_query::fields))
         .route("/api/v1/logs/tail", get(endpoints::logs_query::tail))
@@ -144,10 +147,16 @@ pub fn routes(app: AppState) -> Router {
             get(endpoints::prom_api::empty_exemplars).post(endpoints::prom_api::empty_exemplars),
         )
         .route("/api/v1/health", get(endpoints::prom_api::health))
-        .route_layer(middleware::from_fn_with_state(
-            app.clone(),
-            require_api_token,
-        ));
+}
+
+/// Every route Sightline serves.
+pub fn routes(app: AppState) -> Router {
+    // The UI renders from the read API, called in-process by logged-in users.
+    app.ui.set_api(read_api().with_state(app.clone()));
+    let read_api = read_api().route_layer(middleware::from_fn_with_state(
+        app.clone(),
+        require_api_token,
+    ));
     Router::new()
         // NDJSON: structlog / stdlib JSON lines or plain text, one record per line.
         .route("/api/v1/logs/ingest", post(endpoints::logs_ingest::ingest))
@@ -176,6 +185,7 @@ pub fn routes(app: AppState) -> Router {
             any(endpoints::sentry_ingest::handle),
         )
         .merge(read_api)
+        .merge(ui::routes(app.clone()))
         .route("/health", get(endpoints::health::live))
         .route("/health/ready", get(endpoints::health::ready))
         .route("/metrics", get(endpoints::health::metrics))
@@ -350,6 +360,7 @@ pub fn build(config: Config) -> anyhow_like::Result<AppState> {
         spans: Arc::new(spans),
         traces: sightline_query::traces::Traces::new(),
         red,
+        ui: ui::Ui::new(&api_token),
         config,
         store: Arc::new(store),
         normalizer,

@@ -839,6 +839,39 @@ pub struct IssueFilter {
     /// `last_seen` (default), `first_seen` or `count`.
     pub sort: String,
     pub limit: usize,
+    /// Issues that have events in this environment.
+    pub environment: Option<String>,
+    /// Issues that have events of this release.
+    pub release: Option<String>,
+    /// Adds `stats`: event counts in `buckets` equal buckets of
+    /// `[start_ns, end_ns)` (for sparklines).
+    pub stats: Option<StatsWindow>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct StatsWindow {
+    pub start_ns: i64,
+    pub end_ns: i64,
+    pub buckets: usize,
+}
+
+/// Event counts of one issue per bucket of `w`.
+fn issue_stats(c: &Connection, issue_id: i64, w: &StatsWindow) -> rusqlite::Result<Vec<i64>> {
+    let n = w.buckets.clamp(1, 1000);
+    let width = ((w.end_ns - w.start_ns) / n as i64).max(1);
+    let mut out = vec![0i64; n];
+    let mut st = c.prepare_cached(
+        "SELECT (ts - ?2) / ?4, count(*) FROM events
+         WHERE issue_id = ?1 AND ts >= ?2 AND ts < ?3 GROUP BY 1",
+    )?;
+    let mut rows = st.query(params![issue_id, w.start_ns, w.end_ns, width])?;
+    while let Some(r) = rows.next()? {
+        let (b, k): (i64, i64) = (r.get(0)?, r.get(1)?);
+        if let Some(slot) = usize::try_from(b).ok().and_then(|b| out.get_mut(b)) {
+            *slot += k;
+        }
+    }
+    Ok(out)
 }
 
 const ISSUE_COLS: &str = "id, project_id, title, culprit, type, value, level, status, substatus,
@@ -888,12 +921,23 @@ pub fn list_issues(c: &Connection, f: &IssueFilter) -> rusqlite::Result<Vec<Valu
         "SELECT {ISSUE_COLS} FROM issues
          WHERE (?1 IS NULL OR project_id = ?1) AND (?2 IS NULL OR status = ?2)
            AND (?3 IS NULL OR instr(lower(title || ' ' || culprit || ' ' || coalesce(type, '')), lower(?3)) > 0)
+           AND (?5 IS NULL OR EXISTS (SELECT 1 FROM issue_tags t WHERE t.issue_id = issues.id
+                                      AND t.key = 'environment' AND t.value = ?5))
+           AND (?6 IS NULL OR EXISTS (SELECT 1 FROM issue_tags t WHERE t.issue_id = issues.id
+                                      AND t.key = 'release' AND t.value = ?6))
          ORDER BY {order} LIMIT ?4"
     );
     let mut st = c.prepare_cached(&sql)?;
     let rows: Vec<Value> = st
         .query_map(
-            params![f.project_id, f.status, f.q, f.limit.max(1) as i64],
+            params![
+                f.project_id,
+                f.status,
+                f.q,
+                f.limit.max(1) as i64,
+                f.environment,
+                f.release
+            ],
             issue_json,
         )?
         .collect::<rusqlite::Result<_>>()?;
@@ -901,6 +945,9 @@ pub fn list_issues(c: &Connection, f: &IssueFilter) -> rusqlite::Result<Vec<Valu
         .map(|mut v| {
             let id: i64 = v["id"].as_str().unwrap_or("0").parse().unwrap_or(0);
             v["environments"] = json!(environments(c, id)?);
+            if let Some(w) = &f.stats {
+                v["stats"] = json!(issue_stats(c, id, w)?);
+            }
             Ok(v)
         })
         .collect()

@@ -14,10 +14,18 @@ pub async fn live() -> Response {
     Json(json!({"status": "ok"})).into_response()
 }
 
-pub async fn index() -> Response {
+/// Browsers go to the UI; anything else gets a pointer to the APIs.
+pub async fn index(headers: axum::http::HeaderMap) -> Response {
+    let html = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    if html {
+        return axum::response::Redirect::to("/ui/").into_response();
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        "Sightline: see /health, /health/ready, /metrics and /api/v1/logs (Authorization: Bearer <api token>)\n",
+        "Sightline: the UI is at /ui/; see also /health, /health/ready, /metrics and /api/v1/logs (Authorization: Bearer <api token>)\n",
     )
         .into_response()
 }

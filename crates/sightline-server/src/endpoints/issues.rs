@@ -21,6 +21,12 @@ pub struct IssueParams {
     q: Option<String>,
     sort: Option<String>,
     limit: Option<usize>,
+    environment: Option<String>,
+    release: Option<String>,
+    /// `24h`, `14d`, …: adds `stats`, event counts per bucket over that period.
+    stats_period: Option<String>,
+    /// Buckets of `stats` (default 24, at most 1000).
+    stats_buckets: Option<usize>,
 }
 
 const STATUSES: &[&str] = &["unresolved", "resolved", "ignored"];
@@ -61,12 +67,29 @@ pub async fn list(State(app): State<AppState>, Query(p): Query<IssueParams>) -> 
                 "sort must be last_seen, first_seen or count (got {sort:?})"
             )));
         }
+        let stats = match p.stats_period.as_deref().filter(|s| !s.is_empty()) {
+            Some(period) => {
+                let ns = sightline_query::time::parse_duration(period)
+                    .map_err(|e| ApiError::BadRequest(format!("stats_period {period:?}: {e}")))?;
+                let end_ns = sightline_pipeline::timefmt::now_ns();
+                Some(events::StatsWindow {
+                    start_ns: end_ns.saturating_sub(ns),
+                    end_ns,
+                    buckets: p.stats_buckets.unwrap_or(24).clamp(1, 1000),
+                })
+            }
+            None => None,
+        };
+        let nonempty = |v: Option<String>| v.filter(|s| !s.is_empty());
         let f = IssueFilter {
             project_id,
             status,
-            q: p.q.filter(|q| !q.is_empty()),
+            q: nonempty(p.q),
             sort,
             limit: p.limit.unwrap_or(100).clamp(1, 1000),
+            environment: nonempty(p.environment),
+            release: nonempty(p.release),
+            stats,
         };
         let a = app.clone();
         let issues = blocking(move || a.events.read(|c| events::list_issues(c, &f))).await??;
