@@ -438,3 +438,72 @@ pub fn rfc3339(ms: i64) -> String {
         })
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn query_strings_encode_and_skip_empty_values() {
+        assert_eq!(
+            qs(&[("q", "a b&c=\"d\""), ("x", "")]),
+            "?q=a%20b%26c%3D%22d%22"
+        );
+        assert_eq!(qs(&[("x", "")]), "");
+        assert_eq!(enc("ü/"), "%C3%BC%2F");
+    }
+
+    #[test]
+    fn times_in_any_unit() {
+        let ms = 1_795_000_000_123i64;
+        for v in [
+            json!(1_795_000_000.123),
+            json!(ms),
+            json!(ms * 1_000_000),
+            json!("2026-11-18T11:06:40.123Z"),
+        ] {
+            assert_eq!(to_ms(&v), Some(ms), "{v}");
+        }
+        assert_eq!(to_ms(&json!("garbage")), None);
+        assert_eq!(fmt_ms(ms), "2026-11-18 11:06:40.123");
+        assert_eq!(rfc3339(ms), "2026-11-18T11:06:40.123Z");
+    }
+
+    #[test]
+    fn script_json_cannot_close_the_script() {
+        let v = json!({"a": "</script><script>alert(1)</script>&"});
+        let s = json_for_script(&v);
+        assert!(
+            !s.contains('<') && !s.contains('>') && !s.contains('&'),
+            "{s}"
+        );
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&s).unwrap(), v);
+    }
+
+    #[test]
+    fn ids_link_to_their_views_escaped() {
+        assert_eq!(
+            value_link("request_id", "r\"1<").into_string(),
+            r#"<a class="id" href="/ui/requests/r%221%3C" title="request">r&quot;1&lt;</a>"#
+        );
+        assert!(value_link("flow_id", "f")
+            .into_string()
+            .contains("/ui/flows/f"));
+        assert!(value_link("user_id", "u")
+            .into_string()
+            .contains("user_id%3A%22u%22"));
+        assert!(value_link("release", "a@1")
+            .into_string()
+            .contains("release=a%401"));
+        assert_eq!(value_link("other", "<x>").into_string(), "&lt;x&gt;");
+    }
+
+    #[test]
+    fn sparkline_scales_to_the_largest_bucket() {
+        let s = sparkline(&[0.0, 2.0, 4.0]).into_string();
+        assert_eq!(s.matches("<rect").count(), 2, "{s}");
+        assert!(s.contains(r#"height="22.0""#), "{s}");
+        assert!(sparkline(&[]).into_string().contains("no events"));
+    }
+}

@@ -152,7 +152,7 @@ pub async fn list(
 fn flow_table(flows: &[Value]) -> maud::Markup {
     html! {
         table {
-            thead { tr { th { "Flow" } th { "Name" } th { "Service" } th { "Status" } th { "Stopped at" } th { "Error" } th { "Started" } th.num { "Duration" } th { "Requests" } } }
+            thead { tr { th { "Flow" } th { "Name" } th { "Service" } th { "Status" } th { "Last step" } th { "Error" } th { "Started" } th.num { "Duration" } th { "Requests" } } }
             tbody {
                 @for f in flows {
                     tr {

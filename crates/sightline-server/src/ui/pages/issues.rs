@@ -464,3 +464,53 @@ pub async fn set_status(
     tracing::info!(issue = %id, status = %f.status, "issue status changed in the ui");
     Redirect::to(&format!("/ui/issues/{}", enc(&id))).into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn in_app_frames_open_with_context_and_library_frames_folded() {
+        let frames_json = json!([
+            {"filename": "starlette/routing.py", "function": "handle", "lineno": 74, "in_app": false,
+             "context_line": "await self.app(scope)", "pre_context": ["a"], "post_context": ["b"]},
+            {"filename": "app.py", "function": "submit", "lineno": 185, "in_app": true,
+             "context_line": "raise ValueError(x)", "pre_context": ["try:", "  y()"], "post_context": ["except:"],
+             "vars": {"score": "120", "<b>": "<script>"}},
+        ]);
+        let html = frames(frames_json.as_array().unwrap()).into_string();
+        // The crashing (app) frame comes first and is open, the library frame folded.
+        let app = html.find("frame app").expect("app frame");
+        let lib = html.find("frame lib").expect("library frame");
+        assert!(app < lib, "{html}");
+        assert!(html[app..lib].contains("open"), "{html}");
+        assert!(!html[lib..].contains(" open"), "{html}");
+        // Context lines numbered around the current one, which is marked.
+        assert!(html.contains("  183  try:"), "{html}");
+        assert!(
+            html.contains(r#"<span class="cur">  185  raise ValueError(x)</span>"#),
+            "{html}"
+        );
+        assert!(html.contains("  186  except:"), "{html}");
+        // Variables are shown, escaped.
+        assert!(
+            html.contains("&lt;script&gt;") && !html.contains("<script>"),
+            "{html}"
+        );
+    }
+
+    #[test]
+    fn without_in_app_flags_every_frame_counts_as_the_app() {
+        let f = json!([{"filename": "x.py", "function": "f", "lineno": 1}]);
+        assert!(frames(f.as_array().unwrap())
+            .into_string()
+            .contains("frame app"));
+    }
+
+    #[test]
+    fn status_actions() {
+        assert_eq!(actions("unresolved").len(), 2);
+        assert_eq!(actions("resolved"), vec![("unresolved", "Reopen")]);
+        assert_eq!(actions("ignored"), vec![("unresolved", "Reopen")]);
+    }
+}

@@ -87,7 +87,7 @@ pub async fn page(
             body_parts.push(html! {
                 section.card {
                     @if !ans.ok() { (error_box(&ans.error())) } @else {
-                        @let spec = matrix_chart(&ans, "", &|m| labels_text(m));
+                        @let spec = matrix_chart(&ans, secs, "", &|m| labels_text(m));
                         @if arr(&ans.body["data"], "result").is_empty() { (empty("Empty result.")) } @else {
                             (chart("graph", &spec, 320))
                             p.muted { (arr(&ans.body["data"], "result").len()) " series" }
@@ -116,7 +116,7 @@ pub async fn page(
                     section.card {
                         h2 { (title) }
                         @if !ans.ok() { (error_box(&ans.error())) } @else {
-                            @let spec = matrix_chart(ans, unit, &|m| {
+                            @let spec = matrix_chart(ans, secs, unit, &|m| {
                                 let t = m.iter().filter(|(k, _)| *k != "__name__").map(|(_, v)| text(v)).collect::<Vec<_>>().join(" ");
                                 if t.is_empty() { "value".into() } else { t }
                             });

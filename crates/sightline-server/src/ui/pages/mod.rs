@@ -217,7 +217,7 @@ pub fn timeline(trees: &[Value], logs: &[Value], errors: &[Value]) -> Markup {
                                 span.kind { (s(sp, "service")) " · " (s(sp, "kind")) }
                             }
                             div.track {
-                                div class={ "span" @if err { " error" } }
+                                div class={ "span" @if err { " bad" } }
                                     style={ "left:" (format!("{:.3}", pct(start))) "%;width:" (format!("{:.3}", (pct(end) - pct(start)).max(0.15))) "%" }
                                     title={ (s(sp, "name")) " " (dur_ms(n(sp, "duration_ms"))) @if !s(sp, "status_message").is_empty() { " — " (s(sp, "status_message")) } } {}
                             }
@@ -230,7 +230,7 @@ pub fn timeline(trees: &[Value], logs: &[Value], errors: &[Value]) -> Markup {
                                     div.name style={ "padding-left:" (depth * 14 + 14) "px" } {
                                         "✗ " (text(&ev["attributes"]["exception.type"])) ": " (text(&ev["attributes"]["exception.message"]))
                                     }
-                                    div.track { div.mark.error style={ "left:" (format!("{:.3}", pct(t))) "%" } {} }
+                                    div.track { div.mark.m-error style={ "left:" (format!("{:.3}", pct(t))) "%" } {} }
                                     div.dur {}
                                 }
                             }
@@ -242,7 +242,7 @@ pub fn timeline(trees: &[Value], logs: &[Value], errors: &[Value]) -> Markup {
                             div.name title=(s(lg, "message")) {
                                 span class={ "lvl-" (lvl) } { (lvl) } " " (s(lg, "message")) " " span.kind { (s(lg, "service")) }
                             }
-                            div.track { div class={ "mark " (lvl) } style={ "left:" (format!("{:.3}", pct(l.at_ns))) "%" } {} }
+                            div.track { div class={ "mark m-" (lvl) } style={ "left:" (format!("{:.3}", pct(l.at_ns))) "%" } {} }
                             div.dur { "+" (dur_ms((l.at_ns - t0) as f64 / 1e6)) }
                         }
                     }
@@ -251,7 +251,7 @@ pub fn timeline(trees: &[Value], logs: &[Value], errors: &[Value]) -> Markup {
                             div.name {
                                 "✗ " a href={ "/ui/issues/" (text(&e["issue_id"])) "?event=" (s(e, "event_id")) } { (s(e, "title")) }
                             }
-                            div.track { div.mark.error style={ "left:" (format!("{:.3}", pct(l.at_ns))) "%" } {} }
+                            div.track { div.mark.m-error style={ "left:" (format!("{:.3}", pct(l.at_ns))) "%" } {} }
                             div.dur { "+" (dur_ms((l.at_ns - t0) as f64 / 1e6)) }
                         }
                     }
@@ -297,6 +297,7 @@ pub async fn range(app: &crate::App, q: &str, secs: i64, points: i64) -> super::
 /// A matrix answer as a uPlot spec: one x axis, a series per result.
 pub fn matrix_chart(
     ans: &super::ApiAnswer,
+    secs: i64,
     unit: &str,
     name_of: &dyn Fn(&serde_json::Map<String, Value>) -> String,
 ) -> Value {
@@ -329,7 +330,9 @@ pub fn matrix_chart(
             serde_json::json!({"name": name_of(&m), "values": vals})
         })
         .collect();
-    serde_json::json!({"kind": "line", "x": xs, "series": series, "unit": unit})
+    // The x axis spans the whole window asked for, not just where data is.
+    let end = now_ms() / 1000;
+    serde_json::json!({"kind": "line", "x": xs, "series": series, "unit": unit, "xrange": [end - secs, end]})
 }
 
 /// `{a="b", c="d"}` for a label set (without `__name__` unless it is all).
