@@ -22,6 +22,7 @@ import requests
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
@@ -347,9 +348,88 @@ def test_every_page_in_the_browser(loaded, browser):
     WebDriverWait(d, 5).until(lambda d: d.find_element(By.CSS_SELECTOR, "#projects button[data-copy]").text == "Copied")
     assert TOKEN not in d.page_source  # tokens are masked
 
+    # Logs: drag across the histogram to zoom into that time range.
+    visit(d, sl.url + "/ui/logs?range=15m")
+    wait_chart(d, "#histogram")
+    over = d.find_element(By.CSS_SELECTOR, "#histogram .u-over")
+    w = over.size["width"]
+    # From 60 % of the way to the right edge (the lines are from the last minute).
+    ActionChains(d).move_to_element_with_offset(over, int(w * 0.6) - w // 2, 0).click_and_hold() \
+        .move_by_offset(int(w * 0.395), 0).release().perform()
+    WebDriverWait(d, 10).until(EC.url_contains("start="))
+    assert "end=" in d.current_url and "Zoomed to" in d.page_source
+    assert d.find_elements(By.CSS_SELECTOR, "#log-rows tbody tr"), "lines in the zoomed range"
+    assert not console_errors(d)
+
+    # Live tail: a line logged now shows up without a reload.
+    visit(d, sl.url + "/ui/logs")
+    d.execute_script("window.__same_page = true")
+    d.find_element(By.CSS_SELECTOR, "button[data-tail]").click()
+    WebDriverWait(d, 10).until(lambda d: d.find_element(By.CSS_SELECTOR, "button[data-tail]").text == "Stop tail")
+    time.sleep(0.5)  # the stream is open
+    line = '{"event": "tail_probe_7731", "level": "warning", "service": "assessments"}\n'
+    r = requests.post(sl.url + "/api/v1/logs/ingest", data=line, timeout=10)
+    assert r.status_code == 200, r.text
+    WebDriverWait(d, 10).until(lambda d: "tail_probe_7731" in d.find_element(By.ID, "log-rows").text)
+    assert d.execute_script("return window.__same_page") is True
+    d.find_element(By.CSS_SELECTOR, "button[data-tail]").click()
+    assert not console_errors(d)
+
+    # The overview refreshes itself: a dependency goes down, the page shows it
+    # (and the new issue of the app's warning) without a reload.
+    visit(d, sl.url + "/ui/?refresh=1")
+    d.execute_script("window.__same_page = true")
+    open_before = int(d.find_element(By.XPATH, "//a[@class='stat'][span[text()='open']]/b").text)
+    requests.post(app.url + "/admin/dependencies/redis/down", timeout=10)
+    app.flush()
+    try:
+        WebDriverWait(d, 20).until(lambda d: "degraded" in d.find_element(By.XPATH, "//tr[td//b[text()='assessments']]").text)
+        WebDriverWait(d, 20).until(
+            lambda d: int(d.find_element(By.XPATH, "//a[@class='stat'][span[text()='open']]/b").text) == open_before + 1)
+        assert d.execute_script("return window.__same_page") is True
+        assert not console_errors(d)
+        visit(d, sl.url + "/ui/health", "health-degraded")
+        card = d.find_element(By.ID, "svc-assessments")
+        assert card.find_elements(By.CSS_SELECTOR, ".uptime span.warn") or card.find_elements(By.CSS_SELECTOR, ".uptime span.bad")
+    finally:
+        requests.post(app.url + "/admin/dependencies/redis/up", timeout=10)
+
     # Every page again: no console errors anywhere.
     for p in PAGES:
         visit(d, sl.url + p)
+
+
+def test_pages_work_without_javascript(loaded):
+    """With JavaScript off the pages still show their data (charts say so), and
+    resolving an issue is a plain form post."""
+    sl, _ = loaded
+    opts = Options()
+    opts.binary_location = os.environ.get("CHROMIUM_BIN", "/usr/bin/chromium")
+    for a in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1440,1000"]:
+        opts.add_argument(a)
+    opts.add_experimental_option("prefs", {"profile.managed_default_content_settings.javascript": 2})
+    d = webdriver.Chrome(service=Service(executable_path=os.environ.get("CHROMEDRIVER_BIN", "/usr/bin/chromedriver")),
+                         options=opts)
+    try:
+        login(d, sl.url)
+        visit(d, sl.url + "/ui/logs?q=" + requests.utils.quote(f'request_id:"{FAILING}"', safe=""))
+        assert "assessment_submit_failed" in d.find_element(By.ID, "log-rows").text
+        # No script ran (no chart was drawn); the page says why.
+        assert not d.find_elements(By.CSS_SELECTOR, "#histogram canvas")
+        assert "Charts need JavaScript" in d.page_source
+        issue = [i for i in api(sl, "/api/v1/issues")["issues"] if i["title"].startswith("ValueError")][0]
+        visit(d, f"{sl.url}/ui/issues/{issue['id']}", "issue-nojs")
+        assert d.find_elements(By.CSS_SELECTOR, "details.frame.app[open] pre .cur")
+        d.find_element(By.XPATH, "//div[@id='status']//button[text()='Ignore']").click()
+        WebDriverWait(d, 10).until(lambda d: d.find_elements(By.XPATH, "//div[@id='status']//button[text()='Reopen']"))
+        assert api(sl, f"/api/v1/issues/{issue['id']}")["status"] == "ignored"
+        d.find_element(By.XPATH, "//div[@id='status']//button[text()='Reopen']").click()
+        WebDriverWait(d, 10).until(lambda d: d.find_elements(By.XPATH, "//div[@id='status']//button[text()='Ignore']"))
+        assert api(sl, f"/api/v1/issues/{issue['id']}")["status"] == "unresolved"
+        visit(d, sl.url + "/ui/requests/" + FAILING)
+        assert "score_submission" in d.find_element(By.CSS_SELECTOR, ".wf").text
+    finally:
+        d.quit()
 
 
 def test_hostile_parameters_get_an_answer_not_a_crash(loaded):

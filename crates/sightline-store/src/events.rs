@@ -843,6 +843,8 @@ pub struct IssueFilter {
     pub environment: Option<String>,
     /// Issues that have events of this release.
     pub release: Option<String>,
+    /// Issues first seen at or after this time (ns).
+    pub first_seen_after: Option<i64>,
     /// Adds `stats`: event counts in `buckets` equal buckets of
     /// `[start_ns, end_ns)` (for sparklines).
     pub stats: Option<StatsWindow>,
@@ -911,33 +913,49 @@ fn environments(c: &Connection, issue_id: i64) -> rusqlite::Result<Vec<String>> 
     .collect()
 }
 
+/// The conditions of an [`IssueFilter`] (parameters ?1–?3 and ?5–?7).
+const ISSUE_WHERE: &str = "(?1 IS NULL OR project_id = ?1) AND (?2 IS NULL OR status = ?2)
+           AND (?3 IS NULL OR instr(lower(title || ' ' || culprit || ' ' || coalesce(type, '')), lower(?3)) > 0)
+           AND (?5 IS NULL OR EXISTS (SELECT 1 FROM issue_tags t WHERE t.issue_id = issues.id
+                                      AND t.key = 'environment' AND t.value = ?5))
+           AND (?6 IS NULL OR EXISTS (SELECT 1 FROM issue_tags t WHERE t.issue_id = issues.id
+                                      AND t.key = 'release' AND t.value = ?6))
+           AND (?7 IS NULL OR first_seen >= ?7)";
+
+/// How many issues match `f` (its limit aside).
+pub fn count_issues(c: &Connection, f: &IssueFilter) -> rusqlite::Result<i64> {
+    let sql = format!("SELECT count(*) FROM issues WHERE {ISSUE_WHERE} AND ?4 IS NOT NULL");
+    c.prepare_cached(&sql)?.query_row(
+        rusqlite::params_from_iter(issue_params(f).iter().map(|b| b.as_ref())),
+        |r| r.get(0),
+    )
+}
+
+fn issue_params(f: &IssueFilter) -> Vec<Box<dyn rusqlite::ToSql + '_>> {
+    vec![
+        Box::new(f.project_id),
+        Box::new(f.status.as_deref()),
+        Box::new(f.q.as_deref()),
+        Box::new(f.limit.max(1) as i64),
+        Box::new(f.environment.as_deref()),
+        Box::new(f.release.as_deref()),
+        Box::new(f.first_seen_after),
+    ]
+}
+
 pub fn list_issues(c: &Connection, f: &IssueFilter) -> rusqlite::Result<Vec<Value>> {
     let order = match f.sort.as_str() {
         "count" => "count DESC, last_seen DESC",
         "first_seen" => "first_seen DESC",
         _ => "last_seen DESC",
     };
-    let sql = format!(
-        "SELECT {ISSUE_COLS} FROM issues
-         WHERE (?1 IS NULL OR project_id = ?1) AND (?2 IS NULL OR status = ?2)
-           AND (?3 IS NULL OR instr(lower(title || ' ' || culprit || ' ' || coalesce(type, '')), lower(?3)) > 0)
-           AND (?5 IS NULL OR EXISTS (SELECT 1 FROM issue_tags t WHERE t.issue_id = issues.id
-                                      AND t.key = 'environment' AND t.value = ?5))
-           AND (?6 IS NULL OR EXISTS (SELECT 1 FROM issue_tags t WHERE t.issue_id = issues.id
-                                      AND t.key = 'release' AND t.value = ?6))
-         ORDER BY {order} LIMIT ?4"
-    );
+    let sql =
+        format!("SELECT {ISSUE_COLS} FROM issues WHERE {ISSUE_WHERE} ORDER BY {order} LIMIT ?4");
     let mut st = c.prepare_cached(&sql)?;
+    let params = issue_params(f);
     let rows: Vec<Value> = st
         .query_map(
-            params![
-                f.project_id,
-                f.status,
-                f.q,
-                f.limit.max(1) as i64,
-                f.environment,
-                f.release
-            ],
+            rusqlite::params_from_iter(params.iter().map(|b| b.as_ref())),
             issue_json,
         )?
         .collect::<rusqlite::Result<_>>()?;

@@ -27,6 +27,8 @@ pub struct IssueParams {
     stats_period: Option<String>,
     /// Buckets of `stats` (default 24, at most 1000).
     stats_buckets: Option<usize>,
+    /// Only issues first seen at or after this time (`24h` ago, RFC 3339, …).
+    first_seen_after: Option<String>,
 }
 
 const STATUSES: &[&str] = &["unresolved", "resolved", "ignored"];
@@ -81,6 +83,13 @@ pub async fn list(State(app): State<AppState>, Query(p): Query<IssueParams>) -> 
             None => None,
         };
         let nonempty = |v: Option<String>| v.filter(|s| !s.is_empty());
+        let first_seen_after = match nonempty(p.first_seen_after) {
+            Some(t) => Some(
+                sightline_query::time::parse_time(&t, sightline_pipeline::timefmt::now_ns())
+                    .map_err(|e| ApiError::BadRequest(format!("first_seen_after {t:?}: {e}")))?,
+            ),
+            None => None,
+        };
         let f = IssueFilter {
             project_id,
             status,
@@ -90,10 +99,15 @@ pub async fn list(State(app): State<AppState>, Query(p): Query<IssueParams>) -> 
             environment: nonempty(p.environment),
             release: nonempty(p.release),
             stats,
+            first_seen_after,
         };
         let a = app.clone();
-        let issues = blocking(move || a.events.read(|c| events::list_issues(c, &f))).await??;
-        Ok(Json(json!({ "issues": issues })).into_response())
+        let (issues, total) = blocking(move || {
+            a.events
+                .read(|c| Ok((events::list_issues(c, &f)?, events::count_issues(c, &f)?)))
+        })
+        .await??;
+        Ok(Json(json!({ "issues": issues, "total": total })).into_response())
     }
     run(app, p).await.unwrap_or_else(|e| e.into_response())
 }

@@ -11,6 +11,8 @@ use serde_json::Value;
 pub struct Ctx {
     pub csrf: String,
     pub path: String,
+    /// Path and query of the page (what a refresh asks for again).
+    pub uri: String,
     pub session: Session,
 }
 
@@ -70,6 +72,35 @@ fn head(title: &str) -> Markup {
 
 /// A whole page: navigation, then `body`.
 pub fn render(ctx: &Ctx, title: &str, body: Markup) -> Response {
+    shell(ctx, title, html! { div id="page" { (body) } })
+}
+
+/// A page that refreshes itself in place every `default_secs` (or the
+/// `refresh` query parameter's seconds; 0 turns it off), for dashboards left
+/// open all day. Without JavaScript it is a plain page.
+pub fn render_live(ctx: &Ctx, title: &str, body: Markup, default_secs: u64) -> Response {
+    let q = ctx.uri.split_once('?').map(|x| x.1).unwrap_or("");
+    let secs = serde_urlencoded::from_str::<Vec<(String, String)>>(q)
+        .ok()
+        .and_then(|kv| kv.into_iter().find(|(k, _)| k == "refresh"))
+        .and_then(|(_, v)| v.parse::<u64>().ok())
+        .unwrap_or(default_secs);
+    if secs == 0 {
+        return render(ctx, title, body);
+    }
+    let trigger = format!("every {}s", secs.clamp(1, 3600));
+    shell(
+        ctx,
+        title,
+        html! {
+            div id="page" hx-get=(ctx.uri) hx-trigger=(trigger) hx-select="#page" hx-target="this" hx-swap="outerHTML" data-refresh=(secs) {
+                (body)
+            }
+        },
+    )
+}
+
+fn shell(ctx: &Ctx, title: &str, body: Markup) -> Response {
     let active = |href: &str| {
         if href == "/ui/" {
             ctx.path == "/ui/"
@@ -341,7 +372,8 @@ pub fn pill(status: &str) -> Markup {
         "degraded" | "warning" | "warn" | "stalled" | "ignored" | "running" | "in_progress" => {
             "warn"
         }
-        "down" | "error" | "failed" | "fatal" | "critical" | "unresolved" | "missed" => "bad",
+        "down" | "error" | "failed" | "failing" | "fatal" | "critical" | "unresolved"
+        | "missed" | "timeout" => "bad",
         _ => "neutral",
     };
     html! { span class={ "pill " (class) } { (status) } }

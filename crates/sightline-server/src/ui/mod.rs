@@ -71,11 +71,17 @@ pub fn routes(app: AppState) -> Router<AppState> {
         .route("/ui/health", get(pages::health::page))
         .route("/ui/settings", get(pages::settings::page))
         .route("/ui/logout", post(logout))
-        .route_layer(middleware::from_fn_with_state(app, require_session));
+        .route_layer(middleware::from_fn_with_state(app, require_session))
+        // Pages compress well (tables of repeated markup); the live tail's
+        // event stream is left alone by the layer's default predicate.
+        .layer(tower_http::compression::CompressionLayer::new());
     Router::new()
         .route("/ui", get(|| async { Redirect::to("/ui/") }))
         .route("/ui/login", get(login_page).post(login))
-        .route("/ui/assets/{file}", get(asset))
+        .route(
+            "/ui/assets/{file}",
+            get(asset).layer(tower_http::compression::CompressionLayer::new()),
+        )
         .merge(pages)
 }
 
@@ -213,9 +219,15 @@ async fn require_session(State(app): State<AppState>, req: Request, next: Next) 
         req = Request::from_parts(parts, Body::from(bytes));
     }
     let path = req.uri().path().to_string();
+    let uri = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| path.clone());
     req.extensions_mut().insert(Ctx {
         csrf,
         path,
+        uri,
         session: sess,
     });
     next.run(req).await

@@ -120,7 +120,7 @@ pub async fn page(State(app): State<AppState>, Extension(ctx): Extension<Ctx>) -
         @for sv in services {
             @let name = s(sv, "service");
             section.card id={ "svc-" (enc(name)) } {
-                h1 { (name) (pill(s(sv, "state"))) span.muted { "since " (when(&sv["since"])) } }
+                h1 { (name) (pill(s(sv, "state"))) small.muted { "since " (when(&sv["since"])) } }
                 p.muted { code { (s(sv, "url")) } " · checked " (when(&sv["checked_at"])) }
                 (probe_line("health", &sv["health"]))
                 (probe_line("ready", &sv["ready"]))
@@ -164,7 +164,7 @@ pub async fn page(State(app): State<AppState>, Extension(ctx): Extension<Ctx>) -
             }
         }
     };
-    render(&ctx, "Health", body)
+    render_live(&ctx, "Health", body, 30)
 }
 
 fn probe_line(name: &str, p: &Value) -> Markup {

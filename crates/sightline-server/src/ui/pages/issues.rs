@@ -31,6 +31,8 @@ pub struct ListParams {
     sort: String,
     #[serde(default)]
     period: String,
+    #[serde(default)]
+    first_seen_after: String,
 }
 
 pub async fn list(
@@ -60,6 +62,7 @@ pub async fn list(
             ("limit", "200"),
             ("stats_period", period),
             ("stats_buckets", "24"),
+            ("first_seen_after", &p.first_seen_after),
         ])
     );
     let (ans, projects) = tokio::join!(get_api(&app, &uri), get_api(&app, "/api/v1/projects"));
@@ -92,6 +95,9 @@ pub async fn list(
                     option value=(k) selected[k == period] { "events over " (label) }
                 }
             }
+            @if !p.first_seen_after.is_empty() {
+                input type="hidden" name="first_seen_after" value=(p.first_seen_after);
+            }
             button type="submit" { "Filter" }
         }
         @if !ans.ok() { (error_box(&ans.error())) }
@@ -123,7 +129,12 @@ pub async fn list(
                         }
                     }
                 }
-                @if issues.len() >= 200 { p.muted { "Showing the first 200; narrow the filters to see others." } }
+                p.muted {
+                    (num(n(&ans.body, "total"))) " issues match"
+                    @if !p.first_seen_after.is_empty() { ", first seen after " (p.first_seen_after) " ago" }
+                    @if issues.len() < n(&ans.body, "total") as usize { "; the first " (issues.len()) " are shown, narrow the filters to see others" }
+                    "."
+                }
             }
         }
     };
@@ -205,7 +216,8 @@ pub async fn detail(
             div id="status".row style="margin-left:auto" {
                 (pill(status)) @if let Some(sub) = i["substatus"].as_str() { (pill(sub)) }
                 @for (to, label) in actions(status) {
-                    form method="post" action={ "/ui/issues/" (enc(&id)) "/status" } {
+                    @let action = format!("/ui/issues/{}/status", enc(&id));
+                    form method="post" action=(action) hx-post=(action) hx-select="#page" hx-target="#page" hx-swap="outerHTML" {
                         (csrf_field(&ctx))
                         input type="hidden" name="status" value=(to);
                         button type="submit" class=[(to != "resolved").then_some("secondary")] name="action" value=(to) { (label) }

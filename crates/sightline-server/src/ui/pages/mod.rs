@@ -280,7 +280,8 @@ pub async fn instant(app: &crate::App, q: &str) -> super::ApiAnswer {
 
 /// Runs a range PromQL query over the last `secs` seconds in about `points` steps.
 pub async fn range(app: &crate::App, q: &str, secs: i64, points: i64) -> super::ApiAnswer {
-    let end = now_ms() / 1000;
+    // Rounded up: the last step includes what was stored this second.
+    let end = (now_ms() + 999) / 1000;
     let step = (secs / points.max(1)).max(1);
     let uri = format!(
         "/api/v1/query_range{}",

@@ -39,7 +39,7 @@ pub async fn page(State(app): State<AppState>, Extension(ctx): Extension<Ctx>) -
         "/api/v1/flows{}",
         qs(&[("limit", "10000"), ("start", &day_ago)])
     );
-    let (health, hr, he, hp, sr, se, sp, issues, flows) = tokio::join!(
+    let (health, hr, he, hp, sr, se, sp, issues, new_issues, flows) = tokio::join!(
         get_api(&app, "/api/v1/health"),
         instant(&app, HTTP_RATE),
         instant(&app, HTTP_ERRORS),
@@ -49,7 +49,11 @@ pub async fn page(State(app): State<AppState>, Extension(ctx): Extension<Ctx>) -
         instant(&app, SPAN_P99),
         get_api(
             &app,
-            "/api/v1/issues?status=unresolved&limit=1000&stats_period=24h&stats_buckets=24"
+            "/api/v1/issues?status=unresolved&limit=8&stats_period=24h&stats_buckets=24"
+        ),
+        get_api(
+            &app,
+            "/api/v1/issues?status=unresolved&limit=1&first_seen_after=24h"
         ),
         get_api(&app, &flows_uri),
     );
@@ -79,11 +83,7 @@ pub async fn page(State(app): State<AppState>, Extension(ctx): Extension<Ctx>) -
     by_service(&sp, "spans", &mut rows, |r, v| r.p99 = Some(v));
 
     let open = arr(&issues.body, "issues");
-    let new_cut = now_ms() - 86_400_000;
-    let new: Vec<&Value> = open
-        .iter()
-        .filter(|i| to_ms(&i["first_seen"]).is_some_and(|t| t >= new_cut))
-        .collect();
+    let (open_total, new_total) = (n(&issues.body, "total"), n(&new_issues.body, "total"));
     // Failed and stalled flows of the last 24 h by name.
     let mut failing: BTreeMap<String, (u64, u64, u64)> = BTreeMap::new();
     for f in arr(&flows.body, "flows") {
@@ -141,13 +141,13 @@ pub async fn page(State(app): State<AppState>, Extension(ctx): Extension<Ctx>) -
             section.card {
                 h2 { "Issues" }
                 div.stats {
-                    a.stat href="/ui/issues?status=unresolved" { b { (open.len()) } span { "open" } }
-                    a.stat href="/ui/issues?status=unresolved&sort=first_seen" { b { (new.len()) } span { "new in 24 h" } }
+                    a.stat href="/ui/issues?status=unresolved" { b { (num(open_total)) } span { "open" } }
+                    a.stat href="/ui/issues?status=unresolved&sort=first_seen&first_seen_after=24h" { b { (num(new_total)) } span { "new in 24 h" } }
                 }
                 @if open.is_empty() { (empty("No open issues.")) } @else {
                     table {
                         tbody {
-                            @for i in open.iter().take(8) {
+                            @for i in open {
                                 tr {
                                     td { (issue_link(&i["id"], s(i, "title"))) br; span.muted { (s(i, "culprit")) } }
                                     td { (sparkline(&counts(i))) }
@@ -179,7 +179,7 @@ pub async fn page(State(app): State<AppState>, Extension(ctx): Extension<Ctx>) -
             }
         }
     };
-    render(&ctx, "Overview", body)
+    render_live(&ctx, "Overview", body, 30)
 }
 
 /// An issue's `stats` as numbers.
