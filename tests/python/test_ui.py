@@ -301,6 +301,18 @@ def test_every_page_in_the_browser(loaded, browser):
     WebDriverWait(d, 10).until(EC.url_contains("/ui/traces/"))
     shot(d, "trace")
     assert d.find_elements(By.CSS_SELECTOR, ".wf .span.bad")
+    # A span opens to its attributes; its request id links to the request view.
+    # (FastAPI's own server span wraps the app's; the request id is on the app's, and on
+    # FastAPI's when it captured the x-request-id header.)
+    servers = d.find_elements(By.XPATH, "//div[contains(@class,'sp')]//summary[contains(., 'POST /assessments')]")
+    assert len(servers) == 2, [x.text for x in servers]
+    for x in servers:
+        x.click()
+    opened = [x.find_element(By.XPATH, "./..") for x in servers]
+    assert all("http.response.status_code" in o.text for o in opened), [o.text for o in opened]
+    links = [a for o in opened for a in o.find_elements(By.CSS_SELECTOR, "a[href^='/ui/requests/']")]
+    texts = {a.text for a in links}
+    assert len(texts) == 1 and texts <= {RETAKE, FAILING}, texts
     assert not console_errors(d)
 
     # Flows: the retake flow failed at clear_answers; its timeline.

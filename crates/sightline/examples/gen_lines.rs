@@ -3,8 +3,8 @@
 //!
 //! `cargo run --release --example gen_lines -- N OUT.ndjson [SPAN_SECS]`
 //!
-//! Lines start at 2026-11-25T00:00:00Z, about 250 µs apart, or spread evenly
-//! over `SPAN_SECS` (at most one day) when given.
+//! Lines start at 2026-11-25T00:00:00Z (or at `GEN_START_UNIX` seconds), about
+//! 250 µs apart, or spread evenly over `SPAN_SECS` (at most one day) when given.
 
 use std::io::Write;
 
@@ -53,8 +53,11 @@ fn main() {
         "/health/ready",
     ];
     let skills = ["python", "sql", "go", "rust", "js"];
-    // 2026-11-25T00:00:00Z
-    let mut ts_us: u64 = 1_795_564_800_000_000;
+    // 2026-11-25T00:00:00Z, or GEN_START_UNIX (seconds) when set.
+    let mut ts_us: u64 = std::env::var("GEN_START_UNIX")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .map_or(1_795_564_800_000_000, |s| s * 1_000_000);
     let mut req = String::new();
     let mut flow = String::new();
     let mut user = 0;
@@ -74,7 +77,11 @@ fn main() {
         }
         let secs = ts_us / 1_000_000;
         let (h, m, s) = ((secs % 86400) / 3600, (secs % 3600) / 60, secs % 60);
-        let ts = format!("2026-11-25T{h:02}:{m:02}:{s:02}.{:06}Z", ts_us % 1_000_000);
+        let (y, mo, d) = civil_date(secs / 86400);
+        let ts = format!(
+            "{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}.{:06}Z",
+            ts_us % 1_000_000
+        );
         let svc = services[(i / 6 % 5) as usize];
         let path = paths[rng.below(5) as usize].replace("{}", &format!("a-{}", rng.below(900)));
         let roll = rng.below(100);
@@ -115,4 +122,18 @@ fn main() {
         writeln!(w, "{line}").unwrap();
     }
     w.flush().unwrap();
+}
+
+/// (year, month, day) of a day number since 1970-01-01 (proleptic Gregorian).
+fn civil_date(days: u64) -> (i64, u32, u32) {
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
 }

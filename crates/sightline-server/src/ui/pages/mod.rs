@@ -211,10 +211,15 @@ pub fn timeline(trees: &[Value], logs: &[Value], errors: &[Value]) -> Markup {
                         @let err = s(sp, "status") == "error";
                         @let depth = sp["depth"].as_u64().unwrap_or(0).min(20);
                         div.line.sp {
-                            div.name style={ "padding-left:" (depth * 14) "px" } title=(s(sp, "name")) {
-                                @if err { span.lvl-error { "✗ " } }
-                                (s(sp, "name")) " "
-                                span.kind { (s(sp, "service")) " · " (s(sp, "kind")) }
+                            div.name style={ "padding-left:" (depth * 14) "px" } {
+                                details {
+                                    summary title=(s(sp, "name")) {
+                                        @if err { span.lvl-error { "✗ " } }
+                                        (s(sp, "name")) " "
+                                        span.kind { (s(sp, "service")) " · " (s(sp, "kind")) }
+                                    }
+                                    (span_details(sp))
+                                }
                             }
                             div.track {
                                 div class={ "span" @if err { " bad" } }
@@ -256,6 +261,25 @@ pub fn timeline(trees: &[Value], logs: &[Value], errors: &[Value]) -> Markup {
                         }
                     }
                 }
+            }
+        }
+    }
+}
+
+/// What a span carries, opened from its waterfall line.
+fn span_details(sp: &Value) -> Markup {
+    html! {
+        dl.kv {
+            dt { "span" } dd { (s(sp, "span_id")) " · " (s(sp, "source")) }
+            dt { "trace" } dd { (trace_link(s(sp, "trace_id"))) }
+            @if let Some(r) = sp["request_id"].as_str() { dt { "request_id" } dd { (request_link(r)) } }
+            @if let Some(m) = sp["status_message"].as_str() { dt { "status" } dd.lvl-error { (m) } }
+            @if let Some(op) = sp["op"].as_str() { dt { "op" } dd { (op) } }
+            @if let Some(attrs) = sp["attributes"].as_object() {
+                @for (k, v) in attrs { dt { (k) } dd { (value_link(k, &text(v))) } }
+            }
+            @if let Some(res) = sp["resource"].as_object() {
+                @for (k, v) in res { dt { "resource." (k) } dd { (text(v)) } }
             }
         }
     }

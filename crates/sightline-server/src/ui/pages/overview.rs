@@ -101,6 +101,7 @@ pub async fn page(State(app): State<AppState>, Extension(ctx): Extension<Ctx>) -
         h1 { "Overview" }
         section.card {
             h2 { "Services" }
+            @if !health.ok() { (error_box(&health.error())) }
             @if rows.is_empty() {
                 (empty("No service has sent metrics, spans or health probes yet. Settings shows how to connect one."))
             } @else {
@@ -140,6 +141,7 @@ pub async fn page(State(app): State<AppState>, Extension(ctx): Extension<Ctx>) -
         div.grid {
             section.card {
                 h2 { "Issues" }
+                @for a in [&issues, &new_issues] { @if !a.ok() { (error_box(&a.error())) } }
                 div.stats {
                     a.stat href="/ui/issues?status=unresolved" { b { (num(open_total)) } span { "open" } }
                     a.stat href="/ui/issues?status=unresolved&sort=first_seen&first_seen_after=24h" { b { (num(new_total)) } span { "new in 24 h" } }
@@ -161,7 +163,8 @@ pub async fn page(State(app): State<AppState>, Extension(ctx): Extension<Ctx>) -
             }
             section.card {
                 h2 { "Failing flows (24 h)" }
-                @if failing.is_empty() { (empty("No failed or stalled flows in the last 24 hours.")) } @else {
+                @if !flows.ok() { (error_box(&flows.error())) }
+                @else if failing.is_empty() { (empty("No failed or stalled flows in the last 24 hours.")) } @else {
                     table {
                         thead { tr { th { "Flow" } th.num { "Failed" } th.num { "Stalled" } th.num { "Total" } } }
                         tbody {

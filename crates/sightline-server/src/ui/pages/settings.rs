@@ -115,11 +115,11 @@ pub async fn page(
             h2 { "Tokens" }
             dl.kv {
                 dt { "API token (read APIs, this UI)" }
-                dd { (copyable(&mask(&app.api_token), "API token")) }
+                dd { code { (mask(&app.api_token)) } }
                 dt { "Ingest key (ingest from beyond loopback)" }
-                dd { @if let Some(k) = &app.ingest_key { (copyable(&mask(k), "ingest key")) } @else { span.muted { "not needed: listening on loopback only" } } }
+                dd { @if let Some(k) = &app.ingest_key { code { (mask(k)) } } @else { span.muted { "not needed: listening on loopback only" } } }
             }
-            p.muted { "Both live in the data directory (" code { "api_token" } ", " code { "ingest_key" } ") or in " code { "sightline.toml" } ". Changing the API token ends every UI session." }
+            p.muted { "Shown masked. Both live in the data directory (" code { "api_token" } ", " code { "ingest_key" } ") or in " code { "sightline.toml" } ". Changing the API token ends every UI session." }
         }
         p.muted { "Logged in until " (fmt_ms(ctx.session.expires * 1000)) " UTC." }
     };
