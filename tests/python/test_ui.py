@@ -169,6 +169,9 @@ def test_without_login_every_page_redirects_and_api_answers_401(loaded):
     r = requests.get(sl.url + "/ui/login", timeout=10)
     assert r.status_code == 200 and "API token" in r.text and FAILING not in r.text
     assert requests.get(sl.url + "/ui/assets/app.js").status_code == 200
+    # A page refreshing itself (htmx) after the session ended: the window goes to the login.
+    r = requests.get(sl.url + "/ui/", headers={"HX-Request": "true"}, allow_redirects=False)
+    assert r.status_code == 401 and r.headers["hx-redirect"].startswith("/ui/login?next="), r.headers
     # Browsers asking for / go to the UI.
     r = requests.get(sl.url + "/", headers={"Accept": "text/html"}, allow_redirects=False)
     assert r.status_code in (303, 307) and r.headers["location"] == "/ui/"
@@ -186,6 +189,14 @@ def test_state_changes_need_the_csrf_token(loaded):
                           ({"status": "ignored"}, {"X-CSRF-Token": "nope"})]:
         r = s.post(url, data=data, headers=headers, allow_redirects=False)
         assert r.status_code == 403 and "CSRF" in r.text, r.text
+    # Pages carry the hardening headers.
+    h = s.get(f"{sl.url}/ui/issues/{issue['id']}").headers
+    assert h["x-frame-options"] == "DENY" and h["x-content-type-options"] == "nosniff"
+    assert "frame-ancestors 'none'" in h["content-security-policy"] and "script-src 'self'" in h["content-security-policy"]
+    # Behind a TLS proxy the cookie is Secure.
+    r = requests.post(sl.url + "/ui/login", data={"token": TOKEN}, headers={"X-Forwarded-Proto": "https"},
+                      allow_redirects=False)
+    assert "; Secure" in r.headers["set-cookie"] and "HttpOnly" in r.headers["set-cookie"]
     # The right token, but sent from another site's page.
     page = s.get(f"{sl.url}/ui/issues/{issue['id']}").text
     token = re.search(r'name="csrf" value="([0-9a-f]{64})"', page).group(1)
@@ -193,6 +204,11 @@ def test_state_changes_need_the_csrf_token(loaded):
                allow_redirects=False)
     assert r.status_code == 403
     assert api(sl, f"/api/v1/issues/{issue['id']}")["status"] == issue["status"]
+    # Behind a proxy that rewrote Host, the forwarded host is this site.
+    r = s.post(url, data={"status": "unresolved", "csrf": token},
+               headers={"Origin": "https://sightline.example", "X-Forwarded-Host": "sightline.example"},
+               allow_redirects=False)
+    assert r.status_code == 303, r.text
     # With the token it goes through (and is put back).
     r = s.post(url, data={"status": "ignored", "csrf": token}, allow_redirects=False)
     assert r.status_code == 303

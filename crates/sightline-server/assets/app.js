@@ -8,7 +8,7 @@
   function fmtValue(v, unit) {
     if (v == null || !isFinite(v)) return "—";
     if (unit === "s") return v < 1 ? (v * 1000).toFixed(1) + " ms" : v.toFixed(2) + " s";
-    if (unit === "%") return (v * 100).toFixed(2) + "%";
+    if (unit === "%") return (v * 100).toFixed(Math.abs(v) < 0.1 ? 2 : 1) + "%";
     const a = Math.abs(v);
     if (a >= 1e6) return (v / 1e6).toFixed(2) + "M";
     if (a >= 1e4) return (v / 1e3).toFixed(1) + "k";
@@ -48,7 +48,12 @@
       cursor: { drag: { x: !!spec.zoom, y: false, setScale: false } },
       axes: [
         { stroke: axisColor, grid, ticks: grid },
-        { stroke: axisColor, grid, ticks: grid, size: 60, values: (u, vals) => vals.map((v) => fmtValue(v, spec.unit)) },
+        {
+          stroke: axisColor, grid, ticks: grid,
+          values: (u, vals) => vals.map((v) => fmtValue(v, spec.unit)),
+          // Wide enough for the longest label.
+          size: (u, vals) => Math.max(40, 16 + 7 * Math.max(0, ...(vals || []).map((v) => String(v).length))),
+        },
       ],
       scales: { x: spec.xrange ? { time: true, range: () => spec.xrange } : { time: true } },
       // Times read in UTC, like the tables.
@@ -95,6 +100,12 @@
     const url = "/ui/logs/tail?q=" + encodeURIComponent(btn.dataset.q || "");
     tail = new EventSource(url);
     btn.textContent = "Stop tail"; btn.classList.add("live");
+    tail.onerror = () => {
+      // A refused query or an ended session: stop, and say so.
+      if (tail && tail.readyState === EventSource.CLOSED) {
+        tail = null; btn.textContent = "Live tail (stopped)"; btn.classList.remove("live");
+      }
+    };
     tail.addEventListener("log", (ev) => {
       let row; try { row = JSON.parse(ev.data); } catch (e) { return; }
       const tr = document.createElement("tr");

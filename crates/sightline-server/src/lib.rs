@@ -360,7 +360,14 @@ pub fn build(config: Config) -> anyhow_like::Result<AppState> {
         spans: Arc::new(spans),
         traces: sightline_query::traces::Traces::new(),
         red,
-        ui: ui::Ui::new(&api_token),
+        ui: ui::Ui::new(
+            &api_token,
+            Some(
+                config
+                    .data_dir
+                    .join(sightline_store::files::UI_REVOKED_FILE),
+            ),
+        ),
         config,
         store: Arc::new(store),
         normalizer,

@@ -26,6 +26,8 @@ pub const VERSION_FILE: &str = "VERSION";
 pub const LOCK_FILE: &str = "LOCK";
 pub const API_TOKEN_FILE: &str = "api-token";
 pub const INGEST_KEY_FILE: &str = "ingest-key";
+/// UI sessions ended by logout before their time (`<nonce> <expires>` lines).
+pub const UI_REVOKED_FILE: &str = "ui-revoked-sessions";
 pub const MANIFEST_FILE: &str = "manifest.sqlite";
 pub const META_FILE: &str = "meta.sqlite";
 pub const WAL_DIR: &str = "wal";

@@ -62,6 +62,8 @@ fn head(title: &str) -> Markup {
         meta name="viewport" content="width=device-width, initial-scale=1";
         title { (title) " · Sightline" }
         link rel="icon" href="data:,";
+        // htmx swaps error pages in too (they carry the reason), and never evaluates script.
+        meta name="htmx-config" content=r#"{"allowEval":false,"allowScriptTags":false,"responseHandling":[{"code":"204","swap":false},{"code":"[2345]..","swap":true}]}"#;
         link rel="stylesheet" href={ "/ui/assets/uPlot.min.css?v=" (v) };
         link rel="stylesheet" href={ "/ui/assets/app.css?v=" (v) };
         script defer src={ "/ui/assets/htmx.min.js?v=" (v) } {}
@@ -146,7 +148,7 @@ pub fn login(next: &str, error: Option<&str>) -> Html<String> {
             body.login {
                 form.card.login method="post" action="/ui/login" {
                     h1 { span.logo { "◉" } " Sightline" }
-                    p.muted { "Log in with the API token (" code { "DATA/api_token" } ", or printed by " code { "sightline serve" } ")." }
+                    p.muted { "Log in with the API token (" code { "DATA/api-token" } ", or printed by " code { "sightline serve" } ")." }
                     @if let Some(e) = error { p.error role="alert" { (e) } }
                     input type="hidden" name="next" value=(next);
                     label { "API token" input type="password" name="token" autocomplete="current-password" autofocus required; }
@@ -318,6 +320,8 @@ pub fn ago(ms: i64) -> String {
 /// A time element: absolute in the title, relative in the text.
 pub fn when(v: &Value) -> Markup {
     match to_ms(v) {
+        // Year 1: Prometheus's "never".
+        Some(ms) if ms <= 0 => html! { span.muted { "never" } },
         Some(ms) => {
             html! { time datetime=(fmt_ms(ms)) title={ (fmt_ms(ms)) " UTC" } { (ago(ms)) } }
         }

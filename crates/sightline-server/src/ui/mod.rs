@@ -38,9 +38,11 @@ impl std::fmt::Debug for Ui {
 }
 
 impl Ui {
-    pub fn new(api_token: &str) -> Self {
+    /// `revoked`: the file logged-out sessions are kept in, so a logout
+    /// holds across restarts.
+    pub fn new(api_token: &str, revoked: Option<std::path::PathBuf>) -> Self {
         Ui {
-            sessions: session::Sessions::new(api_token),
+            sessions: session::Sessions::new(api_token, revoked),
             api: OnceLock::new(),
         }
     }
@@ -106,15 +108,33 @@ impl ApiAnswer {
     }
 }
 
+fn refused(status: StatusCode, msg: &str) -> ApiAnswer {
+    ApiAnswer {
+        status,
+        body: serde_json::json!({ "error": msg }),
+    }
+}
+
 /// Calls the read API in-process.
 pub async fn api(app: &App, method: Method, uri: &str, body: Option<Value>) -> ApiAnswer {
+    api_as(app, method, uri, body, None).await
+}
+
+/// Calls the read API in-process, as asked for `host` (what DSNs are built on).
+pub async fn api_as(
+    app: &App,
+    method: Method,
+    uri: &str,
+    body: Option<Value>,
+    host: Option<&str>,
+) -> ApiAnswer {
     let Some(router) = app.ui.api.get() else {
-        return ApiAnswer {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            body: serde_json::json!({"error": "api not ready"}),
-        };
+        return refused(StatusCode::SERVICE_UNAVAILABLE, "api not ready");
     };
     let mut req = Request::builder().method(method).uri(uri);
+    if let Some(h) = host {
+        req = req.header(header::HOST, h);
+    }
     let body = match body {
         Some(v) => {
             req = req.header(header::CONTENT_TYPE, "application/json");
@@ -122,7 +142,10 @@ pub async fn api(app: &App, method: Method, uri: &str, body: Option<Value>) -> A
         }
         None => Body::empty(),
     };
-    let req = req.body(body).expect("uri built from valid parts");
+    // A URI over the http crate's limits (a huge query) is the user's error.
+    let Ok(req) = req.body(body) else {
+        return refused(StatusCode::URI_TOO_LONG, "the query is too long");
+    };
     let resp = match router.clone().oneshot(req).await {
         Ok(r) => r,
         Err(e) => match e {},
@@ -147,10 +170,9 @@ pub async fn stream_api(app: &App, uri: &str) -> Response {
     let Some(router) = app.ui.api.get() else {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     };
-    let req = Request::builder()
-        .uri(uri)
-        .body(Body::empty())
-        .expect("uri built from valid parts");
+    let Ok(req) = Request::builder().uri(uri).body(Body::empty()) else {
+        return (StatusCode::URI_TOO_LONG, "the query is too long\n").into_response();
+    };
     match router.clone().oneshot(req).await {
         Ok(r) => r,
         Err(e) => match e {},
@@ -162,16 +184,38 @@ fn session_of(app: &App, headers: &HeaderMap) -> Option<session::Session> {
     app.ui.sessions.check(session::cookie(h, session::COOKIE)?)
 }
 
-/// A cross-site request: an `Origin` that is not this host.
+/// A cross-site request: an `Origin` that is neither this host nor the host
+/// a reverse proxy says it forwarded (`X-Forwarded-Host`).
 fn foreign_origin(headers: &HeaderMap) -> bool {
-    let (Some(origin), Some(host)) = (
-        headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()),
-        headers.get(header::HOST).and_then(|v| v.to_str().ok()),
-    ) else {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return false;
     };
     let o = origin.split_once("://").map(|x| x.1).unwrap_or(origin);
-    o != host
+    let hosts = [header::HOST.as_str(), "x-forwarded-host"];
+    !hosts.iter().any(|h| {
+        headers
+            .get(*h)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.split(',').any(|x| x.trim() == o))
+    })
+}
+
+/// Headers every page carries: no framing, no sniffing, scripts only from
+/// this origin (the pages' JSON blocks are data, not script).
+fn harden(resp: &mut Response) {
+    let h = resp.headers_mut();
+    let set = |h: &mut HeaderMap, k: &'static str, v: &'static str| {
+        h.insert(k, axum::http::HeaderValue::from_static(v));
+    };
+    set(h, "x-frame-options", "DENY");
+    set(h, "x-content-type-options", "nosniff");
+    set(h, "referrer-policy", "same-origin");
+    set(
+        h,
+        "content-security-policy",
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+         img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    );
 }
 
 /// Lets a request through with a valid session; state changes also need the
@@ -185,6 +229,15 @@ async fn require_session(State(app): State<AppState>, req: Request, next: Next) 
                 .map(|p| p.as_str())
                 .unwrap_or("/ui/");
             let to = format!("/ui/login?next={}", layout::enc(pq));
+            // A page refreshing itself (htmx) sends the whole window to the login.
+            if req.headers().contains_key("hx-request") {
+                return (
+                    StatusCode::UNAUTHORIZED,
+                    [("hx-redirect", to)],
+                    "log in first\n",
+                )
+                    .into_response();
+            }
             return Redirect::to(&to).into_response();
         }
         return (StatusCode::UNAUTHORIZED, "log in first\n").into_response();
@@ -230,7 +283,9 @@ async fn require_session(State(app): State<AppState>, req: Request, next: Next) 
         uri,
         session: sess,
     });
-    next.run(req).await
+    let mut resp = next.run(req).await;
+    harden(&mut resp);
+    resp
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -258,20 +313,32 @@ async fn login_page(
     if session_of(&app, &headers).is_some() {
         return Redirect::to(safe_next(&f.next)).into_response();
     }
-    layout::login(&f.next, None).into_response()
+    let mut resp = layout::login(&f.next, None).into_response();
+    harden(&mut resp);
+    resp
 }
 
-async fn login(State(app): State<AppState>, axum::Form(f): axum::Form<LoginForm>) -> Response {
+async fn login(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    axum::Form(f): axum::Form<LoginForm>,
+) -> Response {
     if !crate::auth::secret_eq(f.token.trim(), &app.api_token) {
         tracing::warn!("ui login refused: wrong token");
         let page = layout::login(&f.next, Some("That is not the API token."));
         return (StatusCode::UNAUTHORIZED, page).into_response();
     }
+    // Behind a TLS-terminating proxy the cookie is sent over HTTPS only.
+    let https = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|p| p.eq_ignore_ascii_case("https"));
     let cookie = format!(
-        "{}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
+        "{}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
         session::COOKIE,
         app.ui.sessions.issue(),
-        session::TTL_SECS
+        session::TTL_SECS,
+        if https { "; Secure" } else { "" }
     );
     (
         StatusCode::SEE_OTHER,

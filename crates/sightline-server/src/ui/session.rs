@@ -9,6 +9,7 @@
 use parking_lot::Mutex;
 use ring::hmac;
 use std::collections::HashMap;
+use std::path::PathBuf;
 
 pub const COOKIE: &str = "sightline_session";
 /// How long a login lasts.
@@ -17,6 +18,8 @@ pub const TTL_SECS: i64 = 7 * 24 * 3600;
 pub struct Sessions {
     key: hmac::Key,
     revoked: Mutex<HashMap<String, i64>>,
+    /// Where revocations are kept across restarts (none in tests).
+    revoked_file: Option<PathBuf>,
 }
 
 /// A valid session, as read from its cookie.
@@ -34,14 +37,29 @@ fn now() -> i64 {
 }
 
 impl Sessions {
-    pub fn new(api_token: &str) -> Self {
+    pub fn new(api_token: &str, revoked_file: Option<PathBuf>) -> Self {
         let seed = ring::digest::digest(
             &ring::digest::SHA256,
             format!("sightline ui session key\0{api_token}").as_bytes(),
         );
+        let t = now();
+        let revoked = revoked_file
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .map(|text| {
+                text.lines()
+                    .filter_map(|l| {
+                        let (nonce, exp) = l.split_once(' ')?;
+                        let exp: i64 = exp.trim().parse().ok()?;
+                        (exp > t).then(|| (nonce.to_string(), exp))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         Sessions {
             key: hmac::Key::new(hmac::HMAC_SHA256, seed.as_ref()),
-            revoked: Mutex::new(HashMap::new()),
+            revoked: Mutex::new(revoked),
+            revoked_file,
         }
     }
 
@@ -78,12 +96,20 @@ impl Sessions {
         Some(Session { nonce, expires })
     }
 
-    /// Ends a session before its time.
+    /// Ends a session before its time, also for after a restart.
     pub fn revoke(&self, s: &Session) {
         let t = now();
         let mut r = self.revoked.lock();
         r.retain(|_, exp| *exp > t);
         r.insert(s.nonce.clone(), s.expires);
+        if let Some(path) = &self.revoked_file {
+            let text: String = r.iter().map(|(n, e)| format!("{n} {e}\n")).collect();
+            let tmp = path.with_extension("tmp");
+            let written = std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, path));
+            if let Err(e) = written {
+                tracing::warn!(error = %e, "cannot keep the logout across restarts");
+            }
+        }
     }
 
     /// The CSRF token every state change of this session must carry.
@@ -110,14 +136,14 @@ mod tests {
 
     #[test]
     fn issued_cookies_check_and_forgeries_do_not() {
-        let s = Sessions::new("slt_a");
+        let s = Sessions::new("slt_a", None);
         let c = s.issue();
         let sess = s.check(&c).expect("valid");
         assert_eq!(s.csrf(&sess).len(), 64);
         assert!(s.csrf_ok(&sess, &s.csrf(&sess)));
         assert!(!s.csrf_ok(&sess, "00"));
         // Another token's key, a changed expiry, garbage: all refused.
-        assert!(Sessions::new("slt_b").check(&c).is_none());
+        assert!(Sessions::new("slt_b", None).check(&c).is_none());
         let (body, mac) = c.rsplit_once('.').unwrap();
         let mut parts: Vec<&str> = body.split('.').collect();
         let later = (now() + 10 * TTL_SECS).to_string();
@@ -130,6 +156,20 @@ mod tests {
         s.revoke(&sess);
         assert!(s.check(&c).is_none());
         assert!(s.check(&s.issue()).is_some());
+    }
+
+    #[test]
+    fn a_logout_holds_across_restarts() {
+        let dir = std::env::temp_dir().join(format!("sl-revoked-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("revoked");
+        let s = Sessions::new("slt_a", Some(file.clone()));
+        let (out, kept) = (s.issue(), s.issue());
+        s.revoke(&s.check(&out).unwrap());
+        let again = Sessions::new("slt_a", Some(file.clone()));
+        assert!(again.check(&out).is_none());
+        assert!(again.check(&kept).is_some());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

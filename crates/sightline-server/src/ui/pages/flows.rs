@@ -99,6 +99,10 @@ pub async fn list(
         div.grid {
             section.card {
                 h2 { "By name" }
+                @let (counted, in_range) = (arr(&all.body, "flows").len(), n(&all.body, "total"));
+                @if (counted as f64) < in_range {
+                    p.muted { "Counted over the newest " (num(counted as f64)) " of " (num(in_range)) " flows in the range; the chart beside counts them all." }
+                }
                 @if by_name.is_empty() { (empty("No flows in this time range.")) } @else {
                     table {
                         thead { tr { th { "Flow" } @for st in STATUSES { th.num { (st) } } th.num { "total" } } }

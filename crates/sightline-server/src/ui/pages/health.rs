@@ -2,7 +2,7 @@
 //! readiness answer) with state, since when, uptime bars over 24 h and 7 d,
 //! and transitions.
 
-use super::range;
+use super::{range_at, window_end};
 use crate::ui::{get_api, layout::*, Ctx};
 use crate::AppState;
 use axum::{extract::State, response::Response, Extension};
@@ -28,30 +28,31 @@ fn buckets(ans: &crate::ui::ApiAnswer, key: &[&str]) -> HashMap<String, Vec<(i64
     out
 }
 
-/// Uptime bars: one per step over `secs`, colored by the worst state seen.
+/// Uptime bars: `n` cells of `step` seconds after `start`, each colored by
+/// the worst state seen in it. The query's point at `start + (k+1)·step`
+/// looked back one step, so it is cell `k`.
 fn bars(
     points: Option<&Vec<(i64, f64)>>,
-    secs: i64,
+    start: i64,
     step: i64,
+    n: usize,
     state_of: fn(f64) -> &'static str,
     label: &str,
 ) -> Markup {
-    let end = now_ms() / 1000;
-    let n = (secs / step) as usize;
     let mut cells: Vec<Option<f64>> = vec![None; n];
     if let Some(pts) = points {
         for (t, v) in pts {
-            let back = (end - t) / step;
-            if back >= 0 && (back as usize) < n {
-                cells[n - 1 - back as usize] = Some(*v);
+            let k = (t - start).div_euclid(step) - 1;
+            if let Some(cell) = usize::try_from(k).ok().and_then(|k| cells.get_mut(k)) {
+                *cell = Some(*v);
             }
         }
     }
     html! {
         div.uptime role="img" aria-label=(label) {
             @for (i, c) in cells.iter().enumerate() {
-                @let from = end - (n - i) as i64 * step;
-                span class=[c.map(state_of)] title={ (fmt_ms(from * 1000)) " UTC: " (c.map(state_of).map(|s| match s { "ok" => "ok", "warn" => "degraded", _ => "down" }).unwrap_or("no data")) } {}
+                @let from = start + i as i64 * step;
+                span class=[c.map(state_of)] title={ (fmt_ms(from * 1000)) " UTC, " (step / 3600) " h: " (c.map(state_of).map(|s| match s { "ok" => "ok", "warn" => "degraded", _ => "down" }).unwrap_or("no data")) } {}
             }
         }
     }
@@ -78,31 +79,38 @@ fn check_state(v: f64) -> &'static str {
 }
 
 pub async fn page(State(app): State<AppState>, Extension(ctx): Extension<Ctx>) -> Response {
+    // 24 one-hour and 28 six-hour cells ending now.
+    let end = window_end();
+    let (d_start, w_start) = (end - 24 * 3600, end - 28 * 6 * 3600);
     let (health, s24, s7, c24, c7) = tokio::join!(
         get_api(&app, "/api/v1/health"),
-        range(
+        range_at(
             &app,
             "max by (service) (max_over_time(sightline_target_state[1h]))",
-            86400,
-            24
+            d_start,
+            end,
+            3600
         ),
-        range(
+        range_at(
             &app,
             "max by (service) (max_over_time(sightline_target_state[6h]))",
-            7 * 86400,
-            28
+            w_start,
+            end,
+            6 * 3600
         ),
-        range(
+        range_at(
             &app,
             "min by (service, check) (min_over_time(sightline_target_ready[1h]))",
-            86400,
-            24
+            d_start,
+            end,
+            3600
         ),
-        range(
+        range_at(
             &app,
             "min by (service, check) (min_over_time(sightline_target_ready[6h]))",
-            7 * 86400,
-            28
+            w_start,
+            end,
+            6 * 3600
         ),
     );
     let (s24, s7) = (buckets(&s24, &["service"]), buckets(&s7, &["service"]));
@@ -130,9 +138,9 @@ pub async fn page(State(app): State<AppState>, Extension(ctx): Extension<Ctx>) -
                         tr {
                             td { b { "service" } }
                             td { (pill(s(sv, "state"))) }
-                            td style="width:35%" { (bars(s24.get(name), 86400, 3600, service_state, "uptime 24 h")) }
+                            td style="width:35%" { (bars(s24.get(name), d_start, 3600, 24, service_state, "uptime 24 h")) }
                             td.num { (sv["uptime_24h"].as_f64().map(|u| format!("{u:.2}%")).unwrap_or_else(|| "—".into())) }
-                            td style="width:35%" { (bars(s7.get(name), 7 * 86400, 6 * 3600, service_state, "uptime 7 d")) }
+                            td style="width:35%" { (bars(s7.get(name), w_start, 6 * 3600, 28, service_state, "uptime 7 d")) }
                             td.num { (sv["uptime_7d"].as_f64().map(|u| format!("{u:.2}%")).unwrap_or_else(|| "—".into())) }
                         }
                         @if let Some(checks) = sv["checks"].as_object() {
@@ -141,9 +149,9 @@ pub async fn page(State(app): State<AppState>, Extension(ctx): Extension<Ctx>) -
                                 tr {
                                     td.mono { (check) }
                                     td { (pill(s(c, "state"))) @if !s(c, "value").is_empty() { " " span.muted { (s(c, "value")) } } }
-                                    td { (bars(c24.get(&key), 86400, 3600, check_state, "dependency 24 h")) }
+                                    td { (bars(c24.get(&key), d_start, 3600, 24, check_state, "dependency 24 h")) }
                                     td {}
-                                    td { (bars(c7.get(&key), 7 * 86400, 6 * 3600, check_state, "dependency 7 d")) }
+                                    td { (bars(c7.get(&key), w_start, 6 * 3600, 28, check_state, "dependency 7 d")) }
                                     td {}
                                 }
                             }

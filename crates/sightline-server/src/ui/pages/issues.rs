@@ -167,7 +167,8 @@ pub async fn detail(
         i["latest_event"].clone()
     } else {
         let ans = get_api(&app, &format!("/api/v1/events/{}", enc(&p.event))).await;
-        if ans.ok() {
+        // Only an event of this issue.
+        if ans.ok() && text(&ans.body["issue_id"]) == id {
             ans.body
         } else {
             i["latest_event"].clone()
@@ -460,6 +461,7 @@ pub struct StatusForm {
 /// Resolve, ignore or reopen, then back to the issue.
 pub async fn set_status(
     State(app): State<AppState>,
+    Extension(ctx): Extension<Ctx>,
     Path(id): Path<String>,
     Form(f): Form<StatusForm>,
 ) -> Response {
@@ -471,7 +473,13 @@ pub async fn set_status(
     )
     .await;
     if !ans.ok() {
-        return (ans.status, ans.error()).into_response();
+        // The reason on a page (htmx swaps it in too).
+        let body = html! {
+            h1 { "Issue " (id) }
+            (error_box(&format!("The status was not changed: {}", ans.error())))
+            p { a href={ "/ui/issues/" (enc(&id)) } { "Back to the issue" } }
+        };
+        return (ans.status, render(&ctx, "Issue", body)).into_response();
     }
     tracing::info!(issue = %id, status = %f.status, "issue status changed in the ui");
     Redirect::to(&format!("/ui/issues/{}", enc(&id))).into_response()

@@ -58,7 +58,9 @@ pub async fn page(
     Query(p): Query<Params>,
 ) -> Response {
     let q = p.q.trim().to_string();
-    let custom = !p.start.is_empty() && !p.end.is_empty();
+    // A zoomed window (start/end) holds until a preset range is picked.
+    let custom =
+        !p.start.is_empty() && !p.end.is_empty() && matches!(p.range.as_str(), "" | "custom");
     let range = if custom {
         "custom".to_string()
     } else if p.range.is_empty() {
@@ -76,9 +78,16 @@ pub async fn page(
         (now - range_secs(&range) * 1000, now)
     };
     let (start, end) = (rfc3339(start_ms), rfc3339(end_ms));
-    let (width, label) = bucket(((end_ms - start_ms) / 1000).max(1));
-    let has_pipe = q.contains('|');
-    let filter_only = q.split('|').next().unwrap_or("").trim().to_string();
+    let (width, label) = bucket((end_ms.saturating_sub(start_ms) / 1000).max(1));
+    let (filter_part, pipes) = split_pipes(&q);
+    let has_pipe = pipes.is_some();
+    let filter_only = filter_part.trim().to_string();
+    // The time window as it goes into links on this page.
+    let time: Vec<(&str, &str)> = if custom {
+        vec![("start", p.start.as_str()), ("end", p.end.as_str())]
+    } else {
+        vec![("range", range.as_str())]
+    };
     let hist_q = format!(
         "{} | count by (_time:{label})",
         if filter_only.is_empty() {
@@ -118,7 +127,7 @@ pub async fn page(
 
     // Histogram: dense buckets from the sparse series.
     let first = start_ms / 1000 / width * width;
-    let nb = (((end_ms / 1000) - first) / width + 1).clamp(1, 2000) as usize;
+    let nb = ((end_ms / 1000).saturating_sub(first) / width + 1).clamp(1, 2000) as usize;
     let mut counts = vec![0.0f64; nb];
     for sr in arr(&hist.body, "series") {
         for pt in arr(sr, "points") {
@@ -188,7 +197,7 @@ pub async fn page(
                         h2 { "Fields" }
                         @if !facets.ok() { (error_box(&facets.error())) }
                         @for f in arr(&facets.body, "fields").iter().take(24) {
-                            (facet(&q, &range, f))
+                            (facet(&q, &time, f))
                         }
                     }
                 }
@@ -198,7 +207,22 @@ pub async fn page(
     render(&ctx, "Logs", body)
 }
 
-fn facet(q: &str, range: &str, f: &Value) -> Markup {
+/// The query before its first `|` outside quotes, and the pipes after it.
+fn split_pipes(q: &str) -> (&str, Option<&str>) {
+    let (mut quoted, mut escaped) = (false, false);
+    for (i, c) in q.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            '|' if !quoted => return (&q[..i], Some(&q[i + 1..])),
+            _ => {}
+        }
+    }
+    (q, None)
+}
+
+fn facet(q: &str, time: &[(&str, &str)], f: &Value) -> Markup {
     let name = s(f, "name");
     // The facet API calls the message column `event`.
     let field = if name == "event" { "message" } else { name };
@@ -208,7 +232,7 @@ fn facet(q: &str, range: &str, f: &Value) -> Markup {
             @for v in arr(f, "values") {
                 @let val = text(&v["value"]);
                 @let add = format!("{}{}:{}", if q.is_empty() { String::new() } else { format!("{q} ") }, field, quote(&val));
-                a href={ "/ui/logs" (qs(&[("q", &add), ("range", range)])) } title={ "add " (field) ":" (quote(&val)) } {
+                a href={ "/ui/logs" (qs(&[&[("q", add.as_str())], time].concat())) } title={ "add " (field) ":" (quote(&val)) } {
                     span { (if val.is_empty() { "(empty)".to_string() } else { val.clone() }) }
                     span.muted { (num(n(v, "count"))) }
                 }
@@ -249,4 +273,28 @@ fn syntax_help() -> Markup {
 /// Live tail for the page's query: the log API's server-sent events.
 pub async fn tail(State(app): State<AppState>, Query(p): Query<Params>) -> Response {
     stream_api(&app, &format!("/api/v1/logs/tail{}", qs(&[("q", &p.q)]))).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pipes_split_outside_quotes_only() {
+        assert_eq!(split_pipes("a | count"), ("a ", Some(" count")));
+        assert_eq!(split_pipes(r#"msg:"a|b" x"#), (r#"msg:"a|b" x"#, None));
+        assert_eq!(
+            split_pipes(r#""a\"|b" | top 5 by (x)"#),
+            (r#""a\"|b" "#, Some(" top 5 by (x)"))
+        );
+        assert_eq!(split_pipes(""), ("", None));
+    }
+
+    #[test]
+    fn buckets_give_about_sixty_bars() {
+        assert_eq!(bucket(3600), (60, "1m"));
+        assert_eq!(bucket(86400), (1800, "30m"));
+        assert_eq!(bucket(1), (1, "1s"));
+        assert_eq!(bucket(400 * 86400), (86400, "1d"));
+    }
 }

@@ -101,7 +101,7 @@ pub async fn page(
             &app,
             &format!(
                 "count(http_requests_total{{service=\"{}\"}})",
-                p.service.replace('"', "\\\"")
+                p.service.replace('\\', "\\\\").replace('"', "\\\"")
             ),
         )
         .await;

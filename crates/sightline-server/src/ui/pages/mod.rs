@@ -304,14 +304,29 @@ pub async fn instant(app: &crate::App, q: &str) -> super::ApiAnswer {
 
 /// Runs a range PromQL query over the last `secs` seconds in about `points` steps.
 pub async fn range(app: &crate::App, q: &str, secs: i64, points: i64) -> super::ApiAnswer {
-    // Rounded up: the last step includes what was stored this second.
-    let end = (now_ms() + 999) / 1000;
     let step = (secs / points.max(1)).max(1);
+    range_at(app, q, window_end() - secs, window_end(), step).await
+}
+
+/// The end of windows that end now: this second, rounded up, so the last
+/// step includes what was stored during it.
+pub fn window_end() -> i64 {
+    (now_ms() + 999) / 1000
+}
+
+/// Runs a range PromQL query at `start + k·step` up to `end` (unix seconds).
+pub async fn range_at(
+    app: &crate::App,
+    q: &str,
+    start: i64,
+    end: i64,
+    step: i64,
+) -> super::ApiAnswer {
     let uri = format!(
         "/api/v1/query_range{}",
         qs(&[
             ("query", q),
-            ("start", &(end - secs).to_string()),
+            ("start", &start.to_string()),
             ("end", &end.to_string()),
             ("step", &step.to_string()),
         ])

@@ -96,6 +96,7 @@ pub async fn page(State(app): State<AppState>, Extension(ctx): Extension<Ctx>) -
         }
     }
     failing.retain(|_, v| v.1 + v.2 > 0);
+    let (listed, all_flows) = (arr(&flows.body, "flows").len(), n(&flows.body, "total"));
 
     let body = html! {
         h1 { "Overview" }
@@ -163,6 +164,9 @@ pub async fn page(State(app): State<AppState>, Extension(ctx): Extension<Ctx>) -
             }
             section.card {
                 h2 { "Failing flows (24 h)" }
+                @if (listed as f64) < all_flows {
+                    p.muted { "Counted over the newest " (num(listed as f64)) " of " (num(all_flows)) " flows." }
+                }
                 @if !flows.ok() { (error_box(&flows.error())) }
                 @else if failing.is_empty() { (empty("No failed or stalled flows in the last 24 hours.")) } @else {
                     table {

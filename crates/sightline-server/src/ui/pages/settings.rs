@@ -1,9 +1,14 @@
 //! Settings: projects with their DSNs and setup snippets for each library,
 //! scrape targets, and the tokens.
 
-use crate::ui::{get_api, layout::*, Ctx};
+use crate::ui::{api_as, get_api, layout::*, Ctx};
 use crate::AppState;
-use axum::{extract::State, http::HeaderMap, response::Response, Extension};
+use axum::{
+    extract::State,
+    http::{HeaderMap, Method},
+    response::Response,
+    Extension,
+};
 use maud::{html, Markup};
 
 fn copyable(text: &str, label: &str) -> Markup {
@@ -24,13 +29,12 @@ fn snippet(text: &str) -> Markup {
     }
 }
 
+/// The first few characters of a secret (never more than a quarter of it).
 fn mask(secret: &str) -> String {
-    let keep = secret.len().min(8);
-    format!(
-        "{}{}",
-        &secret[..keep],
-        "•".repeat(secret.len().saturating_sub(keep).min(24))
-    )
+    let n = secret.chars().count();
+    let keep = (n / 4).min(6);
+    let head: String = secret.chars().take(keep).collect();
+    format!("{head}{}", "•".repeat((n - keep).clamp(8, 24)))
 }
 
 pub async fn page(
@@ -38,15 +42,16 @@ pub async fn page(
     Extension(ctx): Extension<Ctx>,
     headers: HeaderMap,
 ) -> Response {
-    let (projects, targets) = tokio::join!(
-        get_api(&app, "/api/v1/projects"),
-        get_api(&app, "/api/v1/targets")
-    );
     let host = headers
         .get(axum::http::header::HOST)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("127.0.0.1:4318")
         .to_string();
+    // DSNs name the host the browser used.
+    let (projects, targets) = tokio::join!(
+        api_as(&app, Method::GET, "/api/v1/projects", None, Some(&host)),
+        get_api(&app, "/api/v1/targets")
+    );
     let base = format!("http://{host}");
     let first_dsn = arr(&projects.body, "projects")
         .iter()
@@ -63,7 +68,7 @@ pub async fn page(
         "export OTEL_EXPORTER_OTLP_ENDPOINT={base}\nexport OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf\nexport OTEL_SERVICE_NAME=myapp\n"
     );
     let scrape = format!(
-        "# sightline.toml\n[[targets]]\nservice = \"myapp\"\nurl = \"http://127.0.0.1:8000/metrics\"\n\n# or at run time:\nsightline targets add myapp http://127.0.0.1:8000/metrics\n# or: curl -H 'Authorization: Bearer $TOKEN' -d '{{\"service\":\"myapp\",\"url\":\"http://127.0.0.1:8000/metrics\"}}' {base}/api/v1/targets\n"
+        "# sightline.toml\n[[targets]]\nservice = \"myapp\"\nurl = \"http://127.0.0.1:8000\"  # /metrics, /health and /health/ready below it\n\n# or at run time:\nsightline targets add myapp http://127.0.0.1:8000\n# or: curl -H \"Authorization: Bearer $TOKEN\" -d '{{\"service\":\"myapp\",\"url\":\"http://127.0.0.1:8000\"}}' {base}/api/v1/targets\n"
     );
     let tlist = arr(&targets.body["data"], "activeTargets");
     let body = html! {
@@ -83,7 +88,7 @@ pub async fn page(
             }
             p.muted { "New projects and keys: " code { "POST /api/v1/projects" } " and " code { "POST /api/v1/projects/NAME/keys" } "." }
         }
-        div.grid {
+        div.grid.wide {
             section.card { h2 { "Errors and transactions: sentry_sdk" } (snippet(&sentry)) }
             section.card { h2 { "Logs: structlog + sightline run" } (snippet(&structlog)) (snippet(&run)) }
             section.card { h2 { "Traces, logs and metrics: OTLP" } (snippet(&otlp)) }
@@ -119,7 +124,7 @@ pub async fn page(
                 dt { "Ingest key (ingest from beyond loopback)" }
                 dd { @if let Some(k) = &app.ingest_key { code { (mask(k)) } } @else { span.muted { "not needed: listening on loopback only" } } }
             }
-            p.muted { "Shown masked. Both live in the data directory (" code { "api_token" } ", " code { "ingest_key" } ") or in " code { "sightline.toml" } ". Changing the API token ends every UI session." }
+            p.muted { "Shown masked. Both live in the data directory (" code { "api-token" } ", " code { "ingest-key" } ") or in " code { "sightline.toml" } ". Changing the API token ends every UI session." }
         }
         p.muted { "Logged in until " (fmt_ms(ctx.session.expires * 1000)) " UTC." }
     };
