@@ -96,7 +96,8 @@ threads = [threading.Thread(target=send, args=(n * t // 4, n * (t + 1) // 4)) fo
 PY
   echo "events sent in $(awk "BEGIN{print $(date +%s.%N) - $t0}") s"
   # Its own metrics and health as a target, so the metric and health pages have data.
-  curl -sf -H "Authorization: Bearer $TOKEN" -d "{\"service\":\"sightline\",\"url\":\"$BASE\",\"interval\":\"5s\"}" "$BASE/api/v1/targets" >/dev/null
+  curl -sf -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+    -d "{\"service\":\"sightline\",\"url\":\"$BASE\",\"interval\":\"5s\"}" "$BASE/api/v1/targets" >/dev/null
   sleep 12
   touch "$WORK/loaded"
 fi

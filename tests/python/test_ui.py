@@ -144,6 +144,14 @@ def login(driver, base):
     assert cookie and cookie["httpOnly"] is True and cookie["sameSite"] == "Strict", cookie
 
 
+def press(driver, sl, issue_id, button, then, status):
+    """Presses an issue's status button; the page then offers `then` and the API says `status`."""
+    driver.find_element(By.XPATH, f"//div[@id='status']//button[text()='{button}']").click()
+    WebDriverWait(driver, 10).until(
+        lambda d: d.find_elements(By.XPATH, f"//div[@id='status']//button[text()='{then}']"))
+    assert api(sl, f"/api/v1/issues/{issue_id}")["status"] == status
+
+
 def wait_chart(driver, css):
     """uPlot drew: the chart holds a canvas with a non-zero size."""
     shot(driver, "last-wait")  # what the page showed, should the wait fail
@@ -303,12 +311,8 @@ def test_every_page_in_the_browser(loaded, browser):
 
     # Resolve the issue in the browser; the API agrees; reopen.
     d.get(issue_url)
-    d.find_element(By.XPATH, "//div[@id='status']//button[text()='Resolve']").click()
-    WebDriverWait(d, 10).until(lambda d: d.find_elements(By.XPATH, "//div[@id='status']//button[text()='Reopen']"))
-    assert api(sl, f"/api/v1/issues/{issue_id}")["status"] == "resolved"
-    d.find_element(By.XPATH, "//div[@id='status']//button[text()='Reopen']").click()
-    WebDriverWait(d, 10).until(lambda d: d.find_elements(By.XPATH, "//div[@id='status']//button[text()='Resolve']"))
-    assert api(sl, f"/api/v1/issues/{issue_id}")["status"] == "unresolved"
+    press(d, sl, issue_id, "Resolve", "Reopen", "resolved")
+    press(d, sl, issue_id, "Reopen", "Resolve", "unresolved")
     assert not console_errors(d)
 
     # Traces: search for failing traces, open one.
@@ -448,12 +452,8 @@ def test_pages_work_without_javascript(loaded):
         issue = [i for i in api(sl, "/api/v1/issues")["issues"] if i["title"].startswith("ValueError")][0]
         visit(d, f"{sl.url}/ui/issues/{issue['id']}", "issue-nojs")
         assert d.find_elements(By.CSS_SELECTOR, "details.frame.app[open] pre .cur")
-        d.find_element(By.XPATH, "//div[@id='status']//button[text()='Ignore']").click()
-        WebDriverWait(d, 10).until(lambda d: d.find_elements(By.XPATH, "//div[@id='status']//button[text()='Reopen']"))
-        assert api(sl, f"/api/v1/issues/{issue['id']}")["status"] == "ignored"
-        d.find_element(By.XPATH, "//div[@id='status']//button[text()='Reopen']").click()
-        WebDriverWait(d, 10).until(lambda d: d.find_elements(By.XPATH, "//div[@id='status']//button[text()='Ignore']"))
-        assert api(sl, f"/api/v1/issues/{issue['id']}")["status"] == "unresolved"
+        press(d, sl, issue["id"], "Ignore", "Reopen", "ignored")
+        press(d, sl, issue["id"], "Reopen", "Ignore", "unresolved")
         visit(d, sl.url + "/ui/requests/" + FAILING)
         assert "score_submission" in d.find_element(By.CSS_SELECTOR, ".wf").text
     finally:

@@ -401,6 +401,8 @@ pub struct FlowStats {
     pub name: Option<String>,
     pub total: u64,
     pub by_status: BTreeMap<&'static str, u64>,
+    /// Counts by status of each flow name (`""` for flows without one).
+    pub by_name: BTreeMap<String, BTreeMap<&'static str, u64>>,
     /// Where failed and stalled flows stopped: failed_at_step, or the last step
     /// reached (`(none)` when no step was reached).
     pub stopped_at_step: BTreeMap<String, u64>,
@@ -437,8 +439,14 @@ pub fn flow_stats(name: Option<&str>, flows: &[Flow]) -> FlowStats {
     .collect();
     let mut stopped = BTreeMap::new();
     let mut durations = Vec::new();
+    let mut by_name: BTreeMap<String, BTreeMap<&'static str, u64>> = BTreeMap::new();
     for f in flows {
         *by_status.entry(f.status.as_str()).or_insert(0) += 1;
+        *by_name
+            .entry(f.name.clone().unwrap_or_default())
+            .or_default()
+            .entry(f.status.as_str())
+            .or_insert(0) += 1;
         match f.status {
             FlowStatus::Failed | FlowStatus::Stalled => {
                 let at = f
@@ -459,6 +467,7 @@ pub fn flow_stats(name: Option<&str>, flows: &[Flow]) -> FlowStats {
         name: name.map(str::to_string),
         total: flows.len() as u64,
         by_status,
+        by_name,
         stopped_at_step: stopped,
         duration_ms: Percentiles {
             count: durations.len() as u64,

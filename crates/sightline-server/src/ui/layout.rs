@@ -444,6 +444,13 @@ pub const RANGES: &[(&str, &str, i64)] = &[
     ("30d", "Last 30 days", 30 * 86400),
 ];
 
+/// A picked range (or `default` when none) and the RFC 3339 start of that
+/// window ending now.
+pub fn window(range: &str, default: &str) -> (String, String) {
+    let r = if range.is_empty() { default } else { range };
+    (r.to_string(), rfc3339(now_ms() - range_secs(r) * 1000))
+}
+
 pub fn range_secs(r: &str) -> i64 {
     RANGES
         .iter()

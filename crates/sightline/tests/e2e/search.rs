@@ -159,6 +159,9 @@ fn check_views(s: &Server) {
     assert_eq!(st["by_status"]["failed"], 1);
     assert_eq!(st["by_status"]["completed"], 1);
     assert_eq!(st["stopped_at_step"]["clear_answers"], 1);
+    assert_eq!(st["by_name"]["retake_flow"]["failed"], 1);
+    assert_eq!(st["by_name"]["retake_flow"]["completed"], 1);
+    assert_eq!(st["by_name"].as_object().unwrap().len(), 1);
     // The default window is the last 24 h: the fixture's flows are older.
     assert_eq!(s.get("/api/v1/flows/stats").json()["total"], 0);
 }

@@ -25,27 +25,55 @@ pub struct Params {
     service: String,
 }
 
+/// `service="NAME"`, escaped for PromQL.
+fn service_selector(svc: &str) -> String {
+    format!(
+        "service=\"{}\"",
+        svc.replace('\\', "\\\\").replace('"', "\\\"")
+    )
+}
+
 /// The ready panels of one service: (title, PromQL, unit). Request metrics
 /// come from `http_requests_total` / `http_request_duration_seconds` when the
 /// service exports them, else from the span RED series.
 fn panels(svc: &str, http: bool) -> Vec<(String, String, &'static str)> {
-    let sel = format!(
-        "service=\"{}\"",
-        svc.replace('\\', "\\\\").replace('"', "\\\"")
-    );
-    if http {
-        vec![
-            ("Requests per second by status".into(), format!("sum by (status) (rate(http_requests_total{{{sel}}}[5m]))"), ""),
-            ("Error ratio (5xx)".into(), format!("sum(rate(http_requests_total{{{sel},status=~\"5..|5xx\"}}[5m])) / sum(rate(http_requests_total{{{sel}}}[5m]))"), "%"),
-            ("Latency percentiles".into(), format!("label_replace(histogram_quantile(0.5, sum by (le) (rate(http_request_duration_seconds_bucket{{{sel}}}[5m]))), \"q\", \"p50\", \"\", \"\") or label_replace(histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{{{sel}}}[5m]))), \"q\", \"p95\", \"\", \"\") or label_replace(histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{{{sel}}}[5m]))), \"q\", \"p99\", \"\", \"\")"), "s"),
-        ]
+    let sel = service_selector(svc);
+    let (calls, errors, buckets, what) = if http {
+        (
+            "http_requests_total",
+            "status=~\"5..|5xx\"",
+            "http_request_duration_seconds_bucket",
+            "Requests",
+        )
     } else {
-        vec![
-            ("Spans per second by status".into(), format!("sum by (status) (rate(sightline_span_calls_total{{{sel}}}[5m]))"), ""),
-            ("Error ratio (spans)".into(), format!("sum(rate(sightline_span_calls_total{{{sel},status=\"error\"}}[5m])) / sum(rate(sightline_span_calls_total{{{sel}}}[5m]))"), "%"),
-            ("Latency percentiles".into(), format!("label_replace(histogram_quantile(0.5, sum by (le) (rate(sightline_span_duration_seconds_bucket{{{sel}}}[5m]))), \"q\", \"p50\", \"\", \"\") or label_replace(histogram_quantile(0.95, sum by (le) (rate(sightline_span_duration_seconds_bucket{{{sel}}}[5m]))), \"q\", \"p95\", \"\", \"\") or label_replace(histogram_quantile(0.99, sum by (le) (rate(sightline_span_duration_seconds_bucket{{{sel}}}[5m]))), \"q\", \"p99\", \"\", \"\")"), "s"),
-        ]
-    }
+        (
+            "sightline_span_calls_total",
+            "status=\"error\"",
+            "sightline_span_duration_seconds_bucket",
+            "Spans",
+        )
+    };
+    let quantiles: Vec<String> = [("0.5", "p50"), ("0.95", "p95"), ("0.99", "p99")]
+        .iter()
+        .map(|(q, name)| {
+            format!(
+                "label_replace(histogram_quantile({q}, sum by (le) (rate({buckets}{{{sel}}}[5m]))), \"q\", \"{name}\", \"\", \"\")"
+            )
+        })
+        .collect();
+    vec![
+        (
+            format!("{what} per second by status"),
+            format!("sum by (status) (rate({calls}{{{sel}}}[5m]))"),
+            "",
+        ),
+        (
+            format!("Error ratio ({})", if http { "5xx" } else { "spans" }),
+            format!("sum(rate({calls}{{{sel},{errors}}}[5m])) / sum(rate({calls}{{{sel}}}[5m]))"),
+            "%",
+        ),
+        ("Latency percentiles".into(), quantiles.join(" or "), "s"),
+    ]
 }
 
 pub async fn page(
@@ -53,11 +81,7 @@ pub async fn page(
     Extension(ctx): Extension<Ctx>,
     Query(p): Query<Params>,
 ) -> Response {
-    let range_key = if p.range.is_empty() {
-        "1h".to_string()
-    } else {
-        p.range.clone()
-    };
+    let (range_key, _) = window(&p.range, "1h");
     let secs = range_secs(&range_key);
     let services_ans = get_api(&app, "/api/v1/label/service/values").await;
     let services: Vec<String> = arr(&services_ans.body, "data").iter().map(text).collect();
@@ -100,8 +124,8 @@ pub async fn page(
         let probe = instant(
             &app,
             &format!(
-                "count(http_requests_total{{service=\"{}\"}})",
-                p.service.replace('\\', "\\\\").replace('"', "\\\"")
+                "count(http_requests_total{{{}}})",
+                service_selector(&p.service)
             ),
         )
         .await;

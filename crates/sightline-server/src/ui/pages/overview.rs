@@ -34,10 +34,11 @@ pub const SPAN_ERRORS: &str =
 pub const SPAN_P99: &str = "histogram_quantile(0.99, sum by (service, le) (rate(sightline_span_duration_seconds_bucket[5m])))";
 
 pub async fn page(State(app): State<AppState>, Extension(ctx): Extension<Ctx>) -> Response {
-    let day_ago = rfc3339(now_ms() - 86_400_000);
+    // Failing flows of the last hour: a day of a busy service holds more
+    // flows than one request may assemble.
     let flows_uri = format!(
-        "/api/v1/flows{}",
-        qs(&[("limit", "10000"), ("start", &day_ago)])
+        "/api/v1/flows/stats{}",
+        qs(&[("start", &rfc3339(now_ms() - 3_600_000))])
     );
     let (health, hr, he, hp, sr, se, sp, issues, new_issues, flows) = tokio::join!(
         get_api(&app, "/api/v1/health"),
@@ -84,19 +85,18 @@ pub async fn page(State(app): State<AppState>, Extension(ctx): Extension<Ctx>) -
 
     let open = arr(&issues.body, "issues");
     let (open_total, new_total) = (n(&issues.body, "total"), n(&new_issues.body, "total"));
-    // Failed and stalled flows of the last 24 h by name.
+    // Failed and stalled flows by name: (failed, stalled, total).
     let mut failing: BTreeMap<String, (u64, u64, u64)> = BTreeMap::new();
-    for f in arr(&flows.body, "flows") {
-        let e = failing.entry(s(f, "name").to_string()).or_default();
-        e.0 += 1;
-        match s(f, "status") {
-            "failed" => e.1 += 1,
-            "stalled" => e.2 += 1,
-            _ => {}
+    for (name, st) in flows.body["by_name"].as_object().into_iter().flatten() {
+        let c = |k: &str| st[k].as_u64().unwrap_or(0);
+        let total = st
+            .as_object()
+            .map(|m| m.values().filter_map(Value::as_u64).sum())
+            .unwrap_or(0);
+        if c("failed") + c("stalled") > 0 {
+            failing.insert(name.clone(), (c("failed"), c("stalled"), total));
         }
     }
-    failing.retain(|_, v| v.1 + v.2 > 0);
-    let (listed, all_flows) = (arr(&flows.body, "flows").len(), n(&flows.body, "total"));
 
     let body = html! {
         h1 { "Overview" }
@@ -163,16 +163,13 @@ pub async fn page(State(app): State<AppState>, Extension(ctx): Extension<Ctx>) -
                 }
             }
             section.card {
-                h2 { "Failing flows (24 h)" }
-                @if (listed as f64) < all_flows {
-                    p.muted { "Counted over the newest " (num(listed as f64)) " of " (num(all_flows)) " flows." }
-                }
+                h2 { "Failing flows (last hour)" }
                 @if !flows.ok() { (error_box(&flows.error())) }
-                @else if failing.is_empty() { (empty("No failed or stalled flows in the last 24 hours.")) } @else {
+                @else if failing.is_empty() { (empty("No failed or stalled flows in the last hour.")) } @else {
                     table {
                         thead { tr { th { "Flow" } th.num { "Failed" } th.num { "Stalled" } th.num { "Total" } } }
                         tbody {
-                            @for (name, (total, failed, stalled)) in &failing {
+                            @for (name, (failed, stalled, total)) in &failing {
                                 tr {
                                     td { a href={ "/ui/flows" (qs(&[("name", name)])) } { b { (if name.is_empty() { "(unnamed)" } else { name }) } } }
                                     td.num { a href={ "/ui/flows" (qs(&[("name", name), ("status", "failed")])) } { (failed) } }

@@ -25,24 +25,8 @@ pub async fn page(
     let logs = arr(r, "logs");
     let errors = arr(r, "errors");
     let spans = arr(r, "spans");
-    let flows: Vec<String> = {
-        let mut f: Vec<String> = logs
-            .iter()
-            .filter_map(|l| l["flow_id"].as_str().map(str::to_string))
-            .collect();
-        f.sort();
-        f.dedup();
-        f
-    };
-    let users: Vec<String> = {
-        let mut u: Vec<String> = logs
-            .iter()
-            .filter_map(|l| l["user_id"].as_str().map(str::to_string))
-            .collect();
-        u.sort();
-        u.dedup();
-        u
-    };
+    let flows = distinct(logs, "flow_id");
+    let users = distinct(logs, "user_id");
     let route = &r["route"];
     let body = html! {
         h1 { "Request " code { (id) } @if !errors.is_empty() { (pill("error")) } }
@@ -84,4 +68,15 @@ pub async fn page(
         }
     };
     render(&ctx, &format!("Request {id}"), body)
+}
+
+/// The distinct values of one id field over log rows, sorted.
+fn distinct(logs: &[serde_json::Value], key: &str) -> Vec<String> {
+    let mut v: Vec<String> = logs
+        .iter()
+        .filter_map(|l| l[key].as_str().map(str::to_string))
+        .collect();
+    v.sort();
+    v.dedup();
+    v
 }

@@ -31,12 +31,7 @@ pub async fn list(
     Extension(ctx): Extension<Ctx>,
     Query(p): Query<Params>,
 ) -> Response {
-    let range = if p.range.is_empty() {
-        "1h".to_string()
-    } else {
-        p.range.clone()
-    };
-    let start = rfc3339(now_ms() - range_secs(&range) * 1000);
+    let (range, start) = window(&p.range, "1h");
     let uri = format!(
         "/api/v1/traces{}",
         qs(&[
