@@ -1,12 +1,12 @@
 //! Flows: counts by name and status, where failed and stalled flows stopped,
 //! recent flows; a flow as a timeline of its steps, spans and errors.
 
-use super::{event_table, timeline};
+use super::{event_table, one, timeline};
 use crate::ui::{get_api, layout::*, Ctx};
 use crate::AppState;
 use axum::{
     extract::{Path, Query, State},
-    response::{IntoResponse, Response},
+    response::Response,
     Extension,
 };
 use maud::html;
@@ -186,12 +186,12 @@ pub async fn detail(
     Extension(ctx): Extension<Ctx>,
     Path(id): Path<String>,
 ) -> Response {
-    let ans = get_api(&app, &format!("/api/v1/flows/{}", enc(&id))).await;
-    if !ans.ok() {
-        let body = html! { h1 { "Flow " code { (id) } } (error_box(&ans.error())) };
-        return (ans.status, render(&ctx, "Flow", body)).into_response();
-    }
-    let f = &ans.body;
+    let uri = format!("/api/v1/flows/{}", enc(&id));
+    let f = match one(&app, &ctx, "Flow", &id, &uri).await {
+        Ok(v) => v,
+        Err(page) => return page,
+    };
+    let f = &f;
     let steps = arr(f, "steps");
     let failed_at = s(f, "failed_at_step");
     let t0 = to_ms(&f["started_at"]).unwrap_or(0);

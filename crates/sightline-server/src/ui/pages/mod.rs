@@ -266,6 +266,24 @@ pub fn timeline(trees: &[Value], logs: &[Value], errors: &[Value]) -> Markup {
     }
 }
 
+/// The read API's answer about one thing (`GET uri`), or the page saying why
+/// there is none, with the API's status.
+pub async fn one(
+    app: &crate::App,
+    ctx: &super::Ctx,
+    what: &str,
+    id: &str,
+    uri: &str,
+) -> Result<Value, axum::response::Response> {
+    use axum::response::IntoResponse;
+    let ans = super::get_api(app, uri).await;
+    if ans.ok() {
+        return Ok(ans.body);
+    }
+    let body = html! { h1 { (what) " " code { (id) } } (error_box(&ans.error())) };
+    Err((ans.status, render(ctx, what, body)).into_response())
+}
+
 /// What a span carries, opened from its waterfall line.
 fn span_details(sp: &Value) -> Markup {
     html! {

@@ -1,12 +1,12 @@
 //! The one-request view: spans, logs and errors of a request id on one
 //! timeline, with its route's rate, errors and latency.
 
-use super::{event_table, log_table, timeline};
-use crate::ui::{get_api, layout::*, Ctx};
+use super::{event_table, log_table, one, timeline};
+use crate::ui::{layout::*, Ctx};
 use crate::AppState;
 use axum::{
     extract::{Path, State},
-    response::{IntoResponse, Response},
+    response::Response,
     Extension,
 };
 use maud::html;
@@ -16,12 +16,12 @@ pub async fn page(
     Extension(ctx): Extension<Ctx>,
     Path(id): Path<String>,
 ) -> Response {
-    let ans = get_api(&app, &format!("/api/v1/requests/{}", enc(&id))).await;
-    if !ans.ok() {
-        let body = html! { h1 { "Request " code { (id) } } (error_box(&ans.error())) };
-        return (ans.status, render(&ctx, "Request", body)).into_response();
-    }
-    let r = &ans.body;
+    let uri = format!("/api/v1/requests/{}", enc(&id));
+    let r = match one(&app, &ctx, "Request", &id, &uri).await {
+        Ok(v) => v,
+        Err(page) => return page,
+    };
+    let r = &r;
     let logs = arr(r, "logs");
     let errors = arr(r, "errors");
     let spans = arr(r, "spans");

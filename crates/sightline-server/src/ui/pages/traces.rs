@@ -1,12 +1,12 @@
 //! Traces: search by service, span name, status and duration; a trace as a
 //! waterfall with its logs and errors.
 
-use super::{event_table, log_table, timeline};
+use super::{event_table, log_table, one, timeline};
 use crate::ui::{get_api, layout::*, Ctx};
 use crate::AppState;
 use axum::{
     extract::{Path, Query, State},
-    response::{IntoResponse, Response},
+    response::Response,
     Extension,
 };
 use maud::html;
@@ -89,12 +89,12 @@ pub async fn detail(
     Extension(ctx): Extension<Ctx>,
     Path(id): Path<String>,
 ) -> Response {
-    let ans = get_api(&app, &format!("/api/v1/traces/{}", enc(&id))).await;
-    if !ans.ok() {
-        let body = html! { h1 { "Trace " code { (id) } } (error_box(&ans.error())) };
-        return (ans.status, render(&ctx, "Trace", body)).into_response();
-    }
-    let t = &ans.body;
+    let uri = format!("/api/v1/traces/{}", enc(&id));
+    let t = match one(&app, &ctx, "Trace", &id, &uri).await {
+        Ok(v) => v,
+        Err(page) => return page,
+    };
+    let t = &t;
     let sum = &t["summary"];
     let logs = arr(t, "logs");
     let errors = arr(t, "errors");
