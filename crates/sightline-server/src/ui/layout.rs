@@ -238,6 +238,15 @@ pub fn text(v: &Value) -> String {
     }
 }
 
+/// `a`, or `b` when `a` is empty.
+pub fn or_else<'a>(a: &'a str, b: &'a str) -> &'a str {
+    if a.is_empty() {
+        b
+    } else {
+        a
+    }
+}
+
 pub fn s<'a>(v: &'a Value, k: &str) -> &'a str {
     v.get(k).and_then(Value::as_str).unwrap_or("")
 }

@@ -169,7 +169,7 @@ fn flow_table(flows: &[Value]) -> maud::Markup {
                         td { (s(f, "name")) }
                         td { (s(f, "service")) }
                         td { (pill(s(f, "status"))) }
-                        td.mono { (s(f, "failed_at_step").is_empty().then(|| s(f, "last_step")).unwrap_or(s(f, "failed_at_step"))) }
+                        td.mono { (or_else(s(f, "failed_at_step"), s(f, "last_step"))) }
                         td { (s(f, "error")) }
                         td { (when(&f["started_at"])) }
                         td.num { (f["duration_ms"].as_f64().map(dur_ms).unwrap_or_else(|| "—".into())) }

@@ -417,7 +417,7 @@ fn frames(frames: &[Value]) -> Markup {
                 @let app_frame = in_app(f);
                 details class={ "frame " (if app_frame { "app" } else { "lib" }) } open[app_frame && i < 12] {
                     summary {
-                        (s(f, "filename").is_empty().then(|| s(f, "abs_path")).unwrap_or(s(f, "filename")))
+                        (or_else(s(f, "filename"), s(f, "abs_path")))
                         " in " b { (s(f, "function")) }
                         " at line " (text(&f["lineno"]))
                         @if !app_frame { span.muted { " · library" } }

@@ -103,7 +103,7 @@ pub async fn detail(
         section.card {
             div.stats {
                 div.stat { b { (s(sum, "root")) } span { "root" } }
-                div.stat { b { (arr(sum, "services").iter().map(|x| text(x)).collect::<Vec<_>>().join(", ")) } span { "services" } }
+                div.stat { b { (arr(sum, "services").iter().map(text).collect::<Vec<_>>().join(", ")) } span { "services" } }
                 div.stat { b { (at(&sum["start"])) } span { "started (UTC)" } }
                 div.stat { b { (dur_ms(n(sum, "duration_ms"))) } span { "duration" } }
                 div.stat { b { (num(n(sum, "spans"))) } span { "spans" } }
