@@ -726,17 +726,7 @@ pub fn issue(a: IdArgs) -> Result<(), String> {
     Ok(())
 }
 
-fn enc(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+use sightline_server::endpoints::urlencode as enc;
 
 pub fn flow(a: IdArgs) -> Result<(), String> {
     let c = Client::new(&a.server)?;

@@ -163,16 +163,7 @@ pub fn targets(cmd: TargetsCommand) -> Result<(), String> {
     }
 }
 
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
+use sightline_server::endpoints::urlencode;
 
 pub fn health(a: HealthArgs) -> Result<(), String> {
     let c = Client::new(&a.server)?;

@@ -5,6 +5,7 @@
 
 use super::{blocking, now_ns};
 use crate::cron::Schedule;
+use crate::endpoints::urlencode;
 use crate::error::ApiError;
 use crate::AppState;
 use axum::extract::{Path, Query, State};
@@ -129,18 +130,6 @@ fn links(ev: &Value) -> Value {
         "request_logs": rid.map(|r| format!("/api/v1/logs?q={}", urlencode(&format!("request_id:\"{r}\"")))),
         "trace_logs": tid.map(|t| format!("/api/v1/logs?q={}", urlencode(&format!("trace_id:\"{t}\"")))),
     })
-}
-
-fn urlencode(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 pub async fn get(State(app): State<AppState>, Path(id): Path<String>) -> Response {

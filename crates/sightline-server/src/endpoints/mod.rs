@@ -22,6 +22,21 @@ use sightline_pipeline::LogRecord;
 use std::sync::atomic::Ordering::Relaxed;
 use tokio::sync::SemaphorePermit;
 
+/// Percent-encodes a URL path segment or query value (everything but
+/// unreserved characters), for the links the API and UI build and the CLI's
+/// requests.
+pub fn urlencode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// `?key=` of the OTLP endpoints (the ingest key, for senders that cannot
 /// set a header).
 #[derive(Debug, serde::Deserialize)]

@@ -27,19 +27,7 @@ const NAV: &[(&str, &str)] = &[
     ("/ui/settings", "Settings"),
 ];
 
-/// Percent-encodes a query-string value.
-pub fn enc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
-}
+pub use crate::endpoints::urlencode as enc;
 
 /// A query string from pairs, leaving out empty values.
 pub fn qs(pairs: &[(&str, &str)]) -> String {
