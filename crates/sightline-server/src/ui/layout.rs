@@ -5,6 +5,7 @@ use super::session::Session;
 use axum::response::{Html, IntoResponse, Response};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 use serde_json::Value;
+use sightline_pipeline::timefmt;
 
 /// What a page knows about the request it answers.
 #[derive(Clone)]
@@ -257,50 +258,27 @@ pub fn arr<'a>(v: &'a Value, k: &str) -> &'a [Value] {
 
 /// Milliseconds since the epoch from RFC 3339 text, seconds, ms or ns.
 pub fn to_ms(v: &Value) -> Option<i64> {
-    match v {
-        Value::Number(n) => {
-            let f = n.as_f64()?;
-            Some(if f > 1e17 {
-                (f / 1e6) as i64
-            } else if f > 1e14 {
-                (f / 1e3) as i64
-            } else if f > 1e11 {
-                f as i64
-            } else {
-                (f * 1e3) as i64
-            })
-        }
-        Value::String(s) => {
-            if let Ok(f) = s.parse::<f64>() {
-                return to_ms(&serde_json::json!(f));
+    let ns = match v {
+        Value::Number(n) => match n.as_u64() {
+            Some(i) => timefmt::epoch_int_to_ns(i),
+            // Fractional seconds: to the nearest ms, not below it.
+            None => {
+                return timefmt::epoch_to_ns(n.as_f64()?).map(|ns| (ns as f64 / 1e6).round() as i64)
             }
-            let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-                .ok()?;
-            Some((t.unix_timestamp_nanos() / 1_000_000) as i64)
-        }
+        },
+        Value::String(s) => timefmt::parse_timestamp(s),
         _ => None,
-    }
+    }?;
+    Some(ns.div_euclid(1_000_000))
 }
 
 pub fn now_ms() -> i64 {
-    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+    timefmt::now_ns() / 1_000_000
 }
 
 /// `2026-12-07 10:04:05.123` (UTC).
 pub fn fmt_ms(ms: i64) -> String {
-    let Ok(t) = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000) else {
-        return ms.to_string();
-    };
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:03}",
-        t.year(),
-        t.month() as u8,
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.millisecond()
-    )
+    rfc3339(ms)[..23].replacen('T', " ", 1)
 }
 
 /// `3m ago`.
@@ -432,13 +410,13 @@ pub fn json_for_script(v: &Value) -> String {
 }
 
 /// The time ranges of the pickers.
-pub const RANGES: &[(&str, &str, i64)] = &[
-    ("15m", "Last 15 minutes", 15 * 60),
-    ("1h", "Last hour", 3600),
-    ("6h", "Last 6 hours", 6 * 3600),
-    ("24h", "Last 24 hours", 86400),
-    ("7d", "Last 7 days", 7 * 86400),
-    ("30d", "Last 30 days", 30 * 86400),
+pub const RANGES: &[(&str, &str)] = &[
+    ("15m", "Last 15 minutes"),
+    ("1h", "Last hour"),
+    ("6h", "Last 6 hours"),
+    ("24h", "Last 24 hours"),
+    ("7d", "Last 7 days"),
+    ("30d", "Last 30 days"),
 ];
 
 /// A picked range (or `default` when none) and the RFC 3339 start of that
@@ -448,11 +426,12 @@ pub fn window(range: &str, default: &str) -> (String, String) {
     (r.to_string(), rfc3339(now_ms() - range_secs(r) * 1000))
 }
 
+/// Seconds of a range key (a duration such as `24h`); an hour when it is none.
 pub fn range_secs(r: &str) -> i64 {
-    RANGES
-        .iter()
-        .find(|(k, _, _)| *k == r)
-        .map(|x| x.2)
+    sightline_query::time::parse_duration(r)
+        .ok()
+        .map(|ns| ns / 1_000_000_000)
+        .filter(|s| *s > 0)
         .unwrap_or(3600)
 }
 
@@ -460,7 +439,7 @@ pub fn range_secs(r: &str) -> i64 {
 pub fn range_select(current: &str) -> Markup {
     html! {
         select name="range" aria-label="time range" {
-            @for (k, label, _) in RANGES {
+            @for (k, label) in RANGES {
                 option value=(k) selected[*k == current] { (label) }
             }
             @if current == "custom" { option value="custom" selected { "Custom (zoomed)" } }
@@ -470,13 +449,8 @@ pub fn range_select(current: &str) -> Markup {
 
 /// RFC 3339 text for a ms timestamp (API parameters).
 pub fn rfc3339(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
+    let full = timefmt::format_rfc3339_nanos(ms.saturating_mul(1_000_000));
+    format!("{}Z", &full[..23])
 }
 
 #[cfg(test)]

@@ -128,9 +128,6 @@ pub async fn api_as(
     body: Option<Value>,
     host: Option<&str>,
 ) -> ApiAnswer {
-    let Some(router) = app.ui.api.get() else {
-        return refused(StatusCode::SERVICE_UNAVAILABLE, "api not ready");
-    };
     let mut req = Request::builder().method(method).uri(uri);
     if let Some(h) = host {
         req = req.header(header::HOST, h);
@@ -146,10 +143,7 @@ pub async fn api_as(
     let Ok(req) = req.body(body) else {
         return refused(StatusCode::URI_TOO_LONG, "the query is too long");
     };
-    let resp = match router.clone().oneshot(req).await {
-        Ok(r) => r,
-        Err(e) => match e {},
-    };
+    let resp = call(app, req).await;
     let status = resp.status();
     let bytes = axum::body::to_bytes(resp.into_body(), 256 << 20)
         .await
@@ -167,11 +161,17 @@ pub async fn get_api(app: &App, uri: &str) -> ApiAnswer {
 
 /// Streams an API response as it is (live tail).
 pub async fn stream_api(app: &App, uri: &str) -> Response {
-    let Some(router) = app.ui.api.get() else {
-        return StatusCode::SERVICE_UNAVAILABLE.into_response();
-    };
     let Ok(req) = Request::builder().uri(uri).body(Body::empty()) else {
         return (StatusCode::URI_TOO_LONG, "the query is too long\n").into_response();
+    };
+    call(app, req).await
+}
+
+/// One request through the read API's router.
+async fn call(app: &App, req: Request) -> Response {
+    let Some(router) = app.ui.api.get() else {
+        let body = axum::Json(serde_json::json!({"error": "api not ready"}));
+        return (StatusCode::SERVICE_UNAVAILABLE, body).into_response();
     };
     match router.clone().oneshot(req).await {
         Ok(r) => r,

@@ -30,10 +30,7 @@ pub struct Session {
 }
 
 fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    sightline_pipeline::timefmt::now_ns() / 1_000_000_000
 }
 
 impl Sessions {
