@@ -1349,6 +1349,9 @@ mod tests {
             // A gauge that stops early lives on only in blocks.
             db.append_blocking(vec![batch("g", "", 0, 5.0), batch("g", "", 1000, 6.0)])
                 .unwrap();
+            // The writer cuts blocks after it acknowledges an append: one more
+            // (empty) append returns once the last cut and its checkpoint are done.
+            db.append_blocking(vec![]).unwrap();
             let (blocks, bytes, samples) = db.block_stats();
             assert!(blocks >= 3, "{blocks} blocks");
             assert!(samples >= 80, "{samples}");
